@@ -10,6 +10,7 @@ package purista
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -75,6 +76,10 @@ type Method struct {
 	// Event is the full name of the event message the successful response is
 	// also published as; empty when none.
 	Event string
+	// Subscribe is the full name of the event message the method is invoked
+	// with, once per event, for every subscribing service; empty when the
+	// method subscribes to none.
+	Subscribe string
 }
 
 // HTTPRule is one google.api.http binding.
@@ -100,6 +105,18 @@ type Event struct {
 	// provisioned; 0 means the provisioning default.
 	Partitions        int32
 	ReplicationFactor int16
+	// PartitionKeyField names the event field whose value keys the event
+	// record; PartitionKey extracts it. Both are empty when the event
+	// declares none.
+	PartitionKeyField string
+	PartitionKey      func(msg proto.Message) []byte
+}
+
+// Publisher publishes event messages. Generated Publish<Event> functions
+// call it with the event's description and its partition key (nil when the
+// event declares none); transports implement it.
+type Publisher interface {
+	Publish(ctx context.Context, event *Event, key []byte, msg proto.Message) error
 }
 
 // DefaultRequestTopic returns the request topic of a service whose contract
@@ -132,6 +149,7 @@ var registry = struct {
 	methods  map[string]*Method
 	owners   map[string]*Service
 	events   map[string]*Event
+	errs     []error
 }{
 	services: map[string]*Service{},
 	methods:  map[string]*Method{},
@@ -141,12 +159,15 @@ var registry = struct {
 
 // RegisterService records s in the process-wide registry. Generated code
 // calls it from init. Registering a second, different description under the
-// same name keeps the first and returns an error.
+// same name keeps the first and returns an error, which is also kept for
+// RegistrationErrors.
 func RegisterService(s *Service) error {
 	registry.Lock()
 	defer registry.Unlock()
 	if old, ok := registry.services[s.Name]; ok && old != s {
-		return fmt.Errorf("purista: service %s registered twice: two generated packages describe the same service; import only one", s.Name)
+		err := fmt.Errorf("purista: service %s registered twice: two generated packages describe the same service; import only one", s.Name)
+		registry.errs = append(registry.errs, err)
+		return err
 	}
 	registry.services[s.Name] = s
 	for _, m := range s.Methods {
@@ -157,15 +178,28 @@ func RegisterService(s *Service) error {
 }
 
 // RegisterEvent records e in the process-wide registry. Generated code calls
-// it from init.
+// it from init. Like RegisterService it keeps the first description of a
+// name and returns, and keeps, an error for a second one.
 func RegisterEvent(e *Event) error {
 	registry.Lock()
 	defer registry.Unlock()
 	if old, ok := registry.events[e.Name]; ok && old != e {
-		return fmt.Errorf("purista: event %s registered twice: two generated packages describe the same message; import only one", e.Name)
+		err := fmt.Errorf("purista: event %s registered twice: two generated packages describe the same message; import only one", e.Name)
+		registry.errs = append(registry.errs, err)
+		return err
 	}
 	registry.events[e.Name] = e
 	return nil
+}
+
+// RegistrationErrors returns the errors RegisterService and RegisterEvent
+// have returned so far, joined, or nil. Generated init functions cannot
+// return errors and must not panic, so they leave them here: transports and
+// the gateway check it when they start, and so can a main function.
+func RegistrationErrors() error {
+	registry.RLock()
+	defer registry.RUnlock()
+	return errors.Join(registry.errs...)
 }
 
 // LookupService returns the registered description of a service.
