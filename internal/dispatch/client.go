@@ -1,0 +1,102 @@
+package dispatch
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/purista-go/purista"
+)
+
+// CallOptions are the grpc.CallOptions a purista transport honours.
+type CallOptions struct {
+	Header  *metadata.MD
+	Trailer *metadata.MD
+}
+
+// ParseCallOptions picks the options a transport acts on; others (such as
+// compression or wait-for-ready, which have no meaning on a broker) are
+// ignored.
+func ParseCallOptions(opts []grpc.CallOption) CallOptions {
+	var co CallOptions
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			co.Header = o.HeaderAddr
+		case *grpc.HeaderCallOption:
+			co.Header = o.HeaderAddr
+		case grpc.TrailerCallOption:
+			co.Trailer = o.TrailerAddr
+		case *grpc.TrailerCallOption:
+			co.Trailer = o.TrailerAddr
+		}
+	}
+	return co
+}
+
+// Deliver stores response metadata where the call options asked for it.
+func (co CallOptions) Deliver(header, trailer metadata.MD) {
+	if co.Header != nil {
+		if header == nil {
+			header = metadata.MD{}
+		}
+		*co.Header = header
+	}
+	if co.Trailer != nil {
+		if trailer == nil {
+			trailer = metadata.MD{}
+		}
+		*co.Trailer = trailer
+	}
+}
+
+// MethodTimeout returns the timeout for a call made without a deadline: the
+// contract's timeout for the method when it declares one, else def.
+func MethodTimeout(fullMethod string, def time.Duration) time.Duration {
+	if _, m, ok := purista.LookupMethod(fullMethod); ok && m.Timeout > 0 {
+		return m.Timeout
+	}
+	return def
+}
+
+// WithDefaultTimeout gives ctx the method's default deadline when it has none.
+func WithDefaultTimeout(ctx context.Context, fullMethod string, def time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	if d := MethodTimeout(fullMethod, def); d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return ctx, func() {}
+}
+
+// ChainUnaryClient composes interceptors around invoke so the first is
+// outermost. The interceptors receive a nil *grpc.ClientConn: a purista
+// transport is not one.
+func ChainUnaryClient(invoke grpc.UnaryInvoker, interceptors ...grpc.UnaryClientInterceptor) grpc.UnaryInvoker {
+	for i := len(interceptors) - 1; i >= 0; i-- {
+		ic, next := interceptors[i], invoke
+		if ic == nil {
+			continue
+		}
+		invoke = func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, opts ...grpc.CallOption) error {
+			return ic(ctx, method, req, reply, cc, next, opts...)
+		}
+	}
+	return invoke
+}
+
+// IdempotencyMetadataKey is the outgoing metadata key a caller sets to name
+// the logical operation of a call; retries with the same key are answered
+// from the server's dedup window for methods the contract marks idempotent.
+const IdempotencyMetadataKey = "idempotency-key"
+
+// IdempotencyKey returns the caller's idempotency key from outgoing metadata.
+func IdempotencyKey(md metadata.MD) string {
+	if v := md.Get(IdempotencyMetadataKey); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}

@@ -1,0 +1,88 @@
+package dispatch
+
+import (
+	"container/list"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Dedup is a bounded window of recent results of idempotent calls, keyed by
+// method and idempotency key. A key seen again while its first call runs
+// waits for that call instead of running the handler a second time.
+type Dedup struct {
+	max int
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.Mutex
+	order   *list.List // of *dedupEntry, oldest first
+	entries map[string]*list.Element
+}
+
+type dedupEntry struct {
+	key     string
+	done    chan struct{}
+	result  Result
+	expires time.Time
+}
+
+// NewDedup returns a window holding at most max results for ttl each.
+func NewDedup(max int, ttl time.Duration) *Dedup {
+	return &Dedup{max: max, ttl: ttl, now: time.Now, order: list.New(), entries: map[string]*list.Element{}}
+}
+
+// Do returns the stored result for key, or runs fn and stores its result.
+// Results of calls that ended by their own deadline or cancellation are not
+// stored, so a retry runs again.
+func (d *Dedup) Do(key string, fn func() Result) Result {
+	d.mu.Lock()
+	now := d.now()
+	d.evictLocked(now)
+	if el, ok := d.entries[key]; ok {
+		e := el.Value.(*dedupEntry)
+		d.mu.Unlock()
+		<-e.done
+		return e.result
+	}
+	e := &dedupEntry{key: key, done: make(chan struct{})}
+	d.entries[key] = d.order.PushBack(e)
+	d.mu.Unlock()
+
+	res := fn()
+
+	d.mu.Lock()
+	e.result = res
+	e.expires = d.now().Add(d.ttl)
+	if code := status.Code(res.Err); code == codes.DeadlineExceeded || code == codes.Canceled {
+		if el, ok := d.entries[key]; ok && el.Value == e {
+			d.order.Remove(el)
+			delete(d.entries, key)
+		}
+	}
+	close(e.done)
+	d.mu.Unlock()
+	return res
+}
+
+// Len returns the number of stored results.
+func (d *Dedup) Len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.entries)
+}
+
+func (d *Dedup) evictLocked(now time.Time) {
+	for d.order.Len() > 0 {
+		el := d.order.Front()
+		e := el.Value.(*dedupEntry)
+		expired := !e.expires.IsZero() && !now.Before(e.expires)
+		if d.order.Len() <= d.max && !expired {
+			return
+		}
+		d.order.Remove(el)
+		delete(d.entries, e.key)
+	}
+}
