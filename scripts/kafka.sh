@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Runs a real Apache Kafka broker (KRaft, one combined broker+controller on
+# 127.0.0.1) around a command, for the real-Kafka test suite.
+#
+#   scripts/kafka.sh run -- <command...>   start Kafka, run the command with
+#                                          PURISTA_KAFKA_BROKERS and
+#                                          PURISTA_KAFKA_VERSION exported,
+#                                          stop Kafka, delete its data, exit
+#                                          with the command's status
+#   scripts/kafka.sh fetch                 only resolve the jars into the cache
+#
+# Needs Java 17+ and Maven. The broker jars come from Maven Central
+# (org.apache.kafka:kafka_2.13, see scripts/kafka/pom.xml) into the ignored
+# .cache/kafka/<version>/libs; later starts reuse them.
+#
+# Environment:
+#   KAFKA_START_TIMEOUT   seconds to wait for the broker (default 90)
+#   KAFKA_HEAP_OPTS       JVM heap flags (default -Xms128m -Xmx512m)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+version=4.4.0
+cache=$root/.cache/kafka/$version
+libs=$cache/libs
+pom=$root/scripts/kafka/pom.xml
+timeout=${KAFKA_START_TIMEOUT:-90}
+
+say() { printf 'kafka.sh: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+	exit 2
+}
+
+need_tools() {
+	command -v java >/dev/null || die "java not found: install Java 17+ (for example apt-get install openjdk-17-jre-headless)"
+	command -v mvn >/dev/null || die "mvn not found: install Maven (for example apt-get install maven)"
+	local jv
+	jv=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+	[[ ${jv%%.*} -ge 17 ]] 2>/dev/null || die "Kafka $version needs Java 17 or newer; found java.specification.version=${jv:-unknown}"
+}
+
+# fetch resolves the broker jars once; a marker file makes a half-finished
+# download (interrupted, network error) count as missing.
+fetch() {
+	if [[ -f $cache/.complete ]]; then
+		return 0
+	fi
+	say "resolving org.apache.kafka:kafka_2.13:$version and its runtime dependencies with Maven (first run only)..."
+	rm -rf "$libs"
+	mkdir -p "$cache"
+	if ! mvn -B -q -f "$pom" \
+		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >"$cache/mvn.log" 2>&1; then
+		tail -n 40 "$cache/mvn.log" >&2
+		die "Maven could not resolve Kafka $version (log above, full log in $cache/mvn.log)"
+	fi
+	[[ -f $libs/kafka_2.13-$version.jar ]] || die "Maven finished but $libs/kafka_2.13-$version.jar is missing"
+	touch "$cache/.complete"
+}
+
+# kafkaready is a small Go helper (free ports, readiness wait), built once.
+kafkaready=$root/.cache/bin/kafkaready
+build_helper() {
+	(cd "$root" && go build -o "$kafkaready" ./internal/kafkatest/cmd/kafkaready) ||
+		die "could not build internal/kafkatest/cmd/kafkaready"
+}
+
+data=
+pid=
+stop_broker() {
+	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+		# Data is thrown away, so a controlled shutdown buys nothing; give
+		# the JVM a moment to exit on TERM, then make sure.
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	pid=
+	if [[ -n $data ]]; then
+		rm -rf "$data"
+		data=
+	fi
+}
+
+run() {
+	[[ ${1:-} == -- ]] && shift
+	[[ $# -gt 0 ]] || usage
+	need_tools
+	local t0
+	t0=$(now)
+	local cached=cached
+	[[ -f $cache/.complete ]] || cached="downloaded"
+	fetch &
+	local fetch_pid=$!
+	build_helper
+	wait "$fetch_pid" || exit 1
+
+	trap 'stop_broker' EXIT
+	trap 'stop_broker; exit 130' INT
+	trap 'stop_broker; exit 143' TERM
+
+	local t_prep
+	t_prep=$(since "$t0")
+	data=$(mktemp -d "${TMPDIR:-/tmp}/purista-kafka.XXXXXX")
+	local ports broker_port controller_port
+	ports=$("$kafkaready" -ports 2)
+	read -r broker_port controller_port <<<"$ports"
+
+	cat >"$data/server.properties" <<-PROPS
+		process.roles=broker,controller
+		node.id=1
+		controller.quorum.voters=1@127.0.0.1:$controller_port
+		listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$controller_port
+		advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port
+		controller.listener.names=CONTROLLER
+		inter.broker.listener.name=PLAINTEXT
+		listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+		log.dirs=$data/logs
+		# Topics are provisioned explicitly, never auto-created.
+		auto.create.topics.enable=false
+		num.partitions=1
+		default.replication.factor=1
+		min.insync.replicas=1
+		# One node: internal topics with replication 1 and few partitions.
+		offsets.topic.replication.factor=1
+		offsets.topic.num.partitions=1
+		transaction.state.log.replication.factor=1
+		transaction.state.log.min.isr=1
+		transaction.state.log.num.partitions=1
+		share.coordinator.state.topic.replication.factor=1
+		share.coordinator.state.topic.min.isr=1
+		# Fast groups for tests: no initial rebalance delay, session
+		# timeouts from 1 s (the embedded broker allows the same).
+		group.initial.rebalance.delay.ms=0
+		group.min.session.timeout.ms=1000
+		num.network.threads=2
+		num.io.threads=4
+		log.flush.interval.messages=9223372036854775807
+	PROPS
+
+	local cp="$libs/*"
+	local jvm=(
+		${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}
+		-Djava.awt.headless=true
+		-Dkafka.logs.dir="$data"
+		-Dlog4j2.configurationFile="$root/scripts/kafka/log4j2.properties"
+	)
+	local cluster_id
+	cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+	cluster_id=A${cluster_id:1}
+	# The format tool lives for a second: C1 only and the serial GC start
+	# it about twice as fast.
+	if ! java "${jvm[@]}" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$cp" kafka.tools.StorageTool format \
+		-t "$cluster_id" -c "$data/server.properties" >"$data/format.log" 2>&1; then
+		cat "$data/format.log" >&2
+		die "formatting KRaft storage failed"
+	fi
+
+	local t_format
+	t_format=$(since "$t0")
+	java "${jvm[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -cp "$cp" kafka.Kafka "$data/server.properties" >"$data/stdout.log" 2>&1 &
+	pid=$!
+	local addr=127.0.0.1:$broker_port
+	if ! "$kafkaready" -brokers "$addr" -timeout "${timeout}s" -pid "$pid"; then
+		say "Kafka did not become ready at $addr within ${timeout}s; broker log tail:"
+		tail -n 60 "$data/server.log" >&2 2>/dev/null || true
+		tail -n 20 "$data/stdout.log" >&2 2>/dev/null || true
+		exit 1
+	fi
+	local running
+	running=$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$data/server.log" | head -n 1)
+	[[ -n $running ]] || running="$version (from the jars; the broker log named no version)"
+	say "Apache Kafka $running (KRaft, broker+controller) ready at $addr in $(since "$t0") s (jars $cached; prepared ${t_prep} s, formatted ${t_format} s)"
+
+	export PURISTA_KAFKA_BROKERS=$addr
+	export PURISTA_KAFKA_VERSION=$running
+	local rc=0
+	"$@" || rc=$?
+	stop_broker
+	return "$rc"
+}
+
+case ${1:-} in
+run)
+	shift
+	run "$@"
+	;;
+fetch)
+	need_tools
+	fetch
+	say "Kafka $version jars in $libs"
+	;;
+*) usage ;;
+esac
