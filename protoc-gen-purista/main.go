@@ -85,7 +85,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/proto"
@@ -159,7 +158,8 @@ func respond(req *pluginpb.CodeGeneratorRequest) *pluginpb.CodeGeneratorResponse
 				return fmt.Errorf("unknown option %q: protoc-gen-purista knows gateway=true|false", name)
 			}
 			if err := flags.Set(name, value); err != nil {
-				return fmt.Errorf("option %s=%s: %v", name, value, strings.TrimPrefix(err.Error(), "parse error: "))
+				// Every option is a bool so far.
+				return fmt.Errorf("option %s=%s: %s takes true or false", name, value, name)
 			}
 			return nil
 		},

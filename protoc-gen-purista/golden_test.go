@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/pluginpb"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+// A golden case is a folder under testdata holding .proto files (their
+// paths below the folder are their import paths), an optional opt.txt with
+// the plugin's options, and the expected result: the generated files under
+// gen/, or the plugin's exact error message in error.txt. A case with
+// neither expects no output at all.
+//
+// The test compiles the case with buf, hands the plugin binary a
+// CodeGeneratorRequest for every file of the case at once (as buf's
+// strategy: all does) and compares its response. go test -update rewrites
+// the expectations.
+func TestGolden(t *testing.T) {
+	cases, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		if !c.IsDir() {
+			continue
+		}
+		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join("testdata", c.Name())
+			resp := generateCase(t, dir)
+			if *update {
+				updateCase(t, dir, resp)
+				return
+			}
+			checkCase(t, dir, resp)
+		})
+	}
+}
+
+// caseProtos returns the .proto files of a case, relative to its folder.
+func caseProtos(t testing.TB, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(path, ".proto") {
+			rel, err := filepath.Rel(dir, path)
+			files = append(files, filepath.ToSlash(rel))
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		t.Fatalf("%s holds no .proto files", dir)
+	}
+	return files
+}
+
+// caseOptions returns the plugin options of a case.
+func caseOptions(t testing.TB, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "opt.txt"))
+	if os.IsNotExist(err) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// caseWorkspace lays a case out as a buf workspace: its protos in one
+// module, the protos it imports in another.
+func caseWorkspace(t testing.TB, dir string) string {
+	t.Helper()
+	ws := t.TempDir()
+	copyTree(t, dir, filepath.Join(ws, "proto"), func(rel string) bool { return strings.HasSuffix(rel, ".proto") })
+	contractDeps(t, filepath.Join(ws, "deps"))
+	writeFile(t, filepath.Join(ws, "buf.yaml"), "version: v2\nmodules:\n  - path: proto\n  - path: deps\n")
+	return ws
+}
+
+// generateCase runs the plugin binary on the case and returns its response.
+func generateCase(t *testing.T, dir string) *pluginpb.CodeGeneratorResponse {
+	t.Helper()
+	buf, plugin := bufBinary(t), pluginBinary(t)
+	ws := caseWorkspace(t, dir)
+	mustRun(t, ws, nil, buf, "build", "--as-file-descriptor-set", "-o", "image.binpb")
+	data, err := os.ReadFile(filepath.Join(ws, "image.binpb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &descriptorpb.FileDescriptorSet{}
+	if err := proto.Unmarshal(data, set); err != nil {
+		t.Fatal(err)
+	}
+	param := "paths=source_relative"
+	if opt := caseOptions(t, dir); opt != "" {
+		param += "," + opt
+	}
+	req := &pluginpb.CodeGeneratorRequest{
+		FileToGenerate: caseProtos(t, dir),
+		Parameter:      proto.String(param),
+		ProtoFile:      set.GetFile(),
+	}
+	in, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(plugin)
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("protoc-gen-purista: %v\n%s", err, stderr.Bytes())
+	}
+	resp := &pluginpb.CodeGeneratorResponse{}
+	if err := proto.Unmarshal(out, resp); err != nil {
+		t.Fatalf("decoding the plugin's response: %v", err)
+	}
+	return resp
+}
+
+func updateCase(t *testing.T, dir string, resp *pluginpb.CodeGeneratorResponse) {
+	for _, stale := range []string{filepath.Join(dir, "gen"), filepath.Join(dir, "error.txt")} {
+		if err := os.RemoveAll(stale); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp.Error != nil {
+		writeFile(t, filepath.Join(dir, "error.txt"), resp.GetError()+"\n")
+		return
+	}
+	for _, f := range resp.GetFile() {
+		writeFile(t, filepath.Join(dir, "gen", filepath.FromSlash(f.GetName())), f.GetContent())
+	}
+}
+
+func checkCase(t *testing.T, dir string, resp *pluginpb.CodeGeneratorResponse) {
+	wantErr, err := os.ReadFile(filepath.Join(dir, "error.txt"))
+	switch {
+	case err == nil:
+		if resp.Error == nil {
+			t.Fatalf("the plugin succeeded; want the error in %s/error.txt:\n%s", dir, wantErr)
+		}
+		if got, want := resp.GetError(), strings.TrimSuffix(string(wantErr), "\n"); got != want {
+			t.Fatalf("error differs (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", got, want)
+		}
+		return
+	case !os.IsNotExist(err):
+		t.Fatal(err)
+	}
+	if resp.Error != nil {
+		t.Fatalf("plugin failed: %s", resp.GetError())
+	}
+	got := map[string]string{}
+	for _, f := range resp.GetFile() {
+		got[f.GetName()] = f.GetContent()
+	}
+	want := readTree(t, filepath.Join(dir, "gen"))
+	for name, content := range got {
+		w, ok := want[name]
+		switch {
+		case !ok:
+			t.Errorf("the plugin wrote %s, which has no golden file (go test -update writes it)", name)
+		case w != content:
+			t.Errorf("%s differs from its golden file (go test -update rewrites it)\n%s", name, lineDiff(w, content))
+		}
+	}
+	for name := range want {
+		if _, ok := got[name]; !ok {
+			t.Errorf("the plugin did not write %s, which has a golden file", name)
+		}
+	}
+}
+
+// lineDiff shows the first line where want and got differ, with context.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return "line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl
+		}
+	}
+	return "(same lines, different line endings)"
+}
