@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// ReasonNoAnswer is the google.rpc.ErrorInfo reason of a 504 the gateway
+// explains: no instance of the service answered within the deadline.
+const ReasonNoAnswer = "NO_SERVICE_ANSWERED"
+
+// conn sits between grpc-gateway's generated handlers and the transport. It
+// adds the Authenticator's metadata, refuses calls whose body overflowed, and
+// turns a bare DEADLINE_EXCEEDED into one that names the service and topic.
+type gatewayConn struct {
+	g  *Gateway
+	cc grpc.ClientConnInterface
+}
+
+func (c *gatewayConn) prepare(ctx context.Context, method string) (context.Context, *route, error) {
+	st := stateFrom(ctx)
+	r := c.g.byMethod[method]
+	if st == nil {
+		return ctx, r, nil
+	}
+	if st.route != nil && st.route.FullMethod == method {
+		r = st.route
+	}
+	if st.bodyTooLarge {
+		return ctx, r, c.g.tooLarge()
+	}
+	if !st.authed {
+		// grpc-gateway routed a request the route table did not: the
+		// contract's HTTP list and its generated handlers disagree. Check it
+		// here rather than let it through unauthenticated.
+		if r == nil {
+			return ctx, r, status.Errorf(codes.Internal, "gateway: method %s is not in the route table", method)
+		}
+		if !r.Public && c.g.auth != nil && st.req != nil {
+			actx, err := c.g.auth.Authenticate(st.req, r.Route)
+			if err != nil {
+				s, _ := authStatus(err)
+				return ctx, r, s.Err()
+			}
+			if actx != nil {
+				st.authMD, _ = metadata.FromOutgoingContext(actx)
+			}
+		}
+		st.authed = true
+	}
+	if len(st.authMD) > 0 {
+		md, _ := metadata.FromOutgoingContext(ctx)
+		md = md.Copy()
+		for k, v := range st.authMD {
+			md[k] = v
+		}
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
+	return ctx, r, nil
+}
+
+func (c *gatewayConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	ctx, r, err := c.prepare(ctx, method)
+	if err != nil {
+		return err
+	}
+	err = c.cc.Invoke(ctx, method, args, reply, opts...)
+	if err != nil {
+		return c.g.explain(ctx, err, method, r)
+	}
+	return nil
+}
+
+func (c *gatewayConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	ctx, r, err := c.prepare(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.cc.NewStream(ctx, desc, method, opts...)
+	if err != nil {
+		return nil, c.g.explain(ctx, err, method, r)
+	}
+	return s, nil
+}
+
+// explain makes a DEADLINE_EXCEEDED caused by the call's own deadline name
+// the service and its topic, unless the transport's message already does,
+// and adds an ErrorInfo detail. A DEADLINE_EXCEEDED a service returned
+// while the call still had time is its answer and stays as it is.
+func (g *Gateway) explain(ctx context.Context, err error, method string, r *route) error {
+	s, ok := status.FromError(err)
+	if !ok || s.Code() != codes.DeadlineExceeded || r == nil || ctx.Err() != context.DeadlineExceeded || strings.Contains(s.Message(), r.Topic) {
+		return err
+	}
+	within := ""
+	if st := stateFrom(ctx); st != nil && st.timeout > 0 {
+		within = " within " + st.timeout.String()
+	}
+	msg := fmt.Sprintf("no instance of service %s answered %s on topic %s%s (%s)", r.Service, method, r.Topic, within, s.Message())
+	p := s.Proto()
+	p.Message = msg
+	ns := status.FromProto(p)
+	if d, err := ns.WithDetails(&errdetails.ErrorInfo{
+		Reason:   ReasonNoAnswer,
+		Domain:   "purista",
+		Metadata: map[string]string{"service": r.Service, "method": method, "topic": r.Topic},
+	}); err == nil {
+		ns = d
+	}
+	return ns.Err()
+}

@@ -1,0 +1,438 @@
+// Package gateway is purista's HTTP edge: grpc-gateway's ServeMux with the
+// routes of the contracts compiled in, calling services through any
+// grpc.ClientConnInterface — the Kafka transport, the in-process one, or a
+// plain gRPC connection.
+//
+// The route table comes from the generated purista.Service descriptions, so
+// the gateway can start before, after or while the services run: a request to
+// a service that is not up yet waits on its topic until an instance takes it
+// or its deadline passes (504).
+//
+// Besides the API routes a Gateway serves /healthz, /readyz, /metrics,
+// /openapi.json, /openapi.v3.json and /routes.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/purista-go/purista"
+)
+
+// Paths of the gateway's own endpoints. A contract route on one of them is
+// refused by New.
+const (
+	PathHealth    = "/healthz"
+	PathReady     = "/readyz"
+	PathMetrics   = "/metrics"
+	PathOpenAPIv2 = "/openapi.json"
+	PathOpenAPIv3 = "/openapi.v3.json"
+	PathRoutes    = "/routes"
+)
+
+// Gateway is an http.Handler serving the HTTP routes of a set of services
+// over a client connection. Create it with New.
+type Gateway struct {
+	cc       grpc.ClientConnInterface
+	mux      *runtime.ServeMux
+	matcher  *matcher
+	routes   []*route
+	byMethod map[string]*route
+
+	auth        Authenticator
+	log         *slog.Logger
+	maxBody     int64
+	maxTimeout  time.Duration
+	fwdExact    map[string]bool
+	fwdPrefix   []string
+	fwdAuth     bool
+	respHeaders map[string]string
+
+	metrics      *metrics
+	metricsH     http.Handler
+	readiness    []ReadinessChecker
+	topicCheck   TopicReadinessChecker
+	topics       []string
+	readyTimeout time.Duration
+	draining     atomic.Bool
+	closed       atomic.Bool
+
+	openapiV2, openapiV3 []byte
+	routesJSON           []byte
+}
+
+// New builds the gateway for the services registered with purista (or those
+// given WithServices), calling them through conn. Each service's routes are
+// registered with its generated RegisterHTTP; nothing is discovered at run
+// time. New fails on conflicting routes, a service with HTTP bindings but no
+// RegisterHTTP, and OpenAPI documents that cannot be merged.
+//
+// Close, or Serve at shutdown, closes conn when it has a Close method.
+func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
+	if conn == nil {
+		return nil, errors.New("gateway: New needs a client connection")
+	}
+	c := config{
+		forwardHeaders:  DefaultForwardHeaders,
+		responseHeaders: DefaultResponseHeaders,
+		maxBody:         DefaultMaxBodyBytes,
+		defTimeout:      DefaultTimeout,
+		maxTimeout:      DefaultMaxTimeout,
+		readyTimeout:    DefaultReadyTimeout,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	if !c.servicesSet {
+		if err := purista.RegistrationErrors(); err != nil {
+			return nil, fmt.Errorf("gateway: the generated contracts did not register cleanly: %w", err)
+		}
+		c.services = purista.Services()
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	g := &Gateway{
+		cc:           conn,
+		auth:         c.auth,
+		log:          c.logger,
+		maxBody:      c.maxBody,
+		maxTimeout:   c.maxTimeout,
+		fwdExact:     map[string]bool{},
+		respHeaders:  map[string]string{},
+		byMethod:     map[string]*route{},
+		readiness:    c.readiness,
+		readyTimeout: c.readyTimeout,
+	}
+	for _, h := range c.forwardHeaders {
+		if p, ok := strings.CutSuffix(h, "*"); ok {
+			g.fwdPrefix = append(g.fwdPrefix, canonicalHeader(p+"x")[:len(p)])
+			continue
+		}
+		h = canonicalHeader(h)
+		if h == "Authorization" {
+			g.fwdAuth = true
+		}
+		g.fwdExact[h] = true
+	}
+	for _, h := range c.responseHeaders {
+		g.respHeaders[strings.ToLower(h)] = canonicalHeader(h)
+	}
+
+	var err error
+	g.routes, err = buildRoutes(c.services, c.defTimeout, c.maxTimeout)
+	if err != nil {
+		return nil, err
+	}
+	topics := map[string]bool{}
+	for _, r := range g.routes {
+		switch r.Path {
+		case PathHealth, PathReady, PathMetrics, PathOpenAPIv2, PathOpenAPIv3, PathRoutes:
+			return nil, fmt.Errorf("gateway: route %s of %s uses a path the gateway serves itself", r.label, r.FullMethod)
+		}
+		if _, ok := g.byMethod[r.FullMethod]; !ok {
+			g.byMethod[r.FullMethod] = r
+		}
+		if !topics[r.Topic] {
+			topics[r.Topic] = true
+			g.topics = append(g.topics, r.Topic)
+		}
+	}
+	if g.matcher, err = newMatcher(g.routes); err != nil {
+		return nil, err
+	}
+	if rc, ok := conn.(ReadinessChecker); ok {
+		g.readiness = append([]ReadinessChecker{rc}, g.readiness...)
+	}
+	if tc, ok := conn.(TopicReadinessChecker); ok {
+		g.topicCheck = tc
+	}
+
+	var reg *prometheus.Registry
+	if g.metrics, reg, err = newMetrics(c.registry); err != nil {
+		return nil, fmt.Errorf("gateway: metrics: %w", err)
+	}
+	g.metricsH = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+
+	if len(c.openapi) > 0 {
+		if g.openapiV2, g.openapiV3, err = buildOpenAPI(c.openapi); err != nil {
+			return nil, err
+		}
+	}
+	if g.routesJSON, err = routesJSON(g.routes); err != nil {
+		return nil, err
+	}
+
+	muxOpts := []runtime.ServeMuxOption{runtime.WithMarshalerOption(runtime.MIMEWildcard, bodyMarshaler{defaultMarshaler()})}
+	muxOpts = append(muxOpts, c.muxOptions...)
+	muxOpts = append(muxOpts,
+		runtime.WithErrorHandler(g.handleError),
+		runtime.WithRoutingErrorHandler(g.handleRoutingError),
+		runtime.WithIncomingHeaderMatcher(g.incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(g.outgoingHeader),
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
+	)
+	g.mux = runtime.NewServeMux(muxOpts...)
+	wrapped := &gatewayConn{g: g, cc: conn}
+	registered := map[*purista.Service]bool{}
+	for _, s := range c.services {
+		if s.RegisterHTTP == nil || registered[s] {
+			continue
+		}
+		registered[s] = true
+		if err := s.RegisterHTTP(context.Background(), g.mux, wrapped); err != nil {
+			return nil, fmt.Errorf("gateway: registering the routes of %s: %w", s.Name, err)
+		}
+	}
+	return g, nil
+}
+
+// Routes returns the compiled route table.
+func (g *Gateway) Routes() []Route {
+	out := make([]Route, len(g.routes))
+	for i, r := range g.routes {
+		out[i] = r.Route
+	}
+	return out
+}
+
+// Drain makes /readyz fail so load balancers stop sending requests, while
+// requests keep being served. Serve calls it when shutting down.
+func (g *Gateway) Drain() { g.draining.Store(true) }
+
+// Close drains the gateway and closes the connection given to New if it has
+// a Close method. Call it after the HTTP server stopped.
+func (g *Gateway) Close() error {
+	g.Drain()
+	if g.closed.Swap(true) {
+		return nil
+	}
+	if c, ok := g.cc.(io.Closer); ok {
+		return c.Close()
+	}
+	if c, ok := g.cc.(interface{ Close() }); ok {
+		c.Close()
+	}
+	return nil
+}
+
+// ServeHTTP serves the gateway's own endpoints and the API routes.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case PathHealth, PathReady, PathMetrics, PathOpenAPIv2, PathOpenAPIv3, PathRoutes:
+		g.serveOwn(w, r)
+		return
+	}
+	g.serveAPI(w, r)
+}
+
+// statusWriter remembers the status written, for metrics and logs.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// bodyWatch notices when http.MaxBytesReader cut the body off.
+type bodyWatch struct {
+	io.ReadCloser
+	st *reqState
+}
+
+func (b bodyWatch) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			b.st.bodyTooLarge = true
+		}
+	}
+	return n, err
+}
+
+func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	g.metrics.inflight.Inc()
+	sw := &statusWriter{ResponseWriter: w}
+	st := &reqState{}
+	label := unmatchedRoute
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			g.log.Error("gateway: panic serving a request", "method", r.Method, "path", r.URL.Path, "panic", p)
+			if sw.status == 0 {
+				g.writeStatus(sw, 0, errorf(codes.Internal, "gateway: internal error"))
+			}
+		}
+		d := time.Since(start)
+		g.metrics.inflight.Dec()
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		g.metrics.observe(label, sw.status, d)
+		lvl := slog.LevelDebug
+		if sw.status >= 500 {
+			lvl = slog.LevelWarn
+		}
+		if g.log.Enabled(r.Context(), lvl) {
+			g.log.Log(r.Context(), lvl, "gateway request", "method", r.Method, "path", r.URL.Path,
+				"route", label, "status", sw.status, "duration", d, "request_id", r.Header.Get("X-Request-Id"))
+		}
+	}()
+
+	// Every request gets an id, forwarded to the service and returned.
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" {
+		rid = newRequestID()
+		r.Header.Set("X-Request-Id", rid)
+	}
+	sw.Header().Set("X-Request-Id", rid)
+
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	r = r.WithContext(ctx)
+	st.req = r
+	rt := g.matcher.match(r, st)
+	if rt != nil {
+		label = rt.label
+		if !rt.Public && g.auth != nil {
+			actx, err := g.auth.Authenticate(r, rt.Route)
+			if err != nil {
+				s, challenge := authStatus(err)
+				if challenge != "" {
+					sw.Header().Set("WWW-Authenticate", challenge)
+				}
+				if s.Code() == codes.OK || s.Code() == codes.Unknown {
+					s = errorf(codes.Unauthenticated, "%s", s.Message())
+				}
+				g.writeStatus(sw, 0, s)
+				return
+			}
+			if actx != nil {
+				st.authMD, _ = metadata.FromOutgoingContext(actx)
+				if stateFrom(actx) != st {
+					actx = context.WithValue(actx, stateKey{}, st)
+				}
+				ctx = actx
+			}
+		}
+		st.authed = true
+
+		timeout, deadline := rt.Timeout, rt.Timeout > 0
+		if h := r.Header.Get("Grpc-Timeout"); h != "" {
+			d, err := decodeTimeout(h)
+			if err != nil {
+				g.writeStatus(sw, 0, errorf(codes.InvalidArgument, "invalid Grpc-Timeout header %q: %v", h, err))
+				return
+			}
+			timeout, deadline = d, true
+			if g.maxTimeout > 0 && timeout > g.maxTimeout {
+				timeout = g.maxTimeout
+			}
+			// The gateway applies it; grpc-gateway must not apply it again.
+			r.Header.Del("Grpc-Timeout")
+		}
+		if deadline {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+			st.timeout = timeout
+		}
+		if ctx != r.Context() {
+			r = r.WithContext(ctx)
+			st.req = r
+		}
+	}
+	if !g.fwdAuth {
+		r.Header.Del("Authorization")
+	}
+	if r.ContentLength > g.maxBody {
+		g.writeStatus(sw, http.StatusRequestEntityTooLarge, errorf(codes.ResourceExhausted,
+			"request body of %d bytes is larger than the gateway's limit of %d bytes", r.ContentLength, g.maxBody))
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = bodyWatch{ReadCloser: http.MaxBytesReader(sw, r.Body, g.maxBody), st: st}
+	}
+	g.mux.ServeHTTP(sw, r)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// decodeTimeout parses a gRPC timeout: a positive integer of at most 8
+// digits and a unit (H, M, S, m, u, n).
+func decodeTimeout(s string) (time.Duration, error) {
+	if len(s) < 2 || len(s) > 9 {
+		return 0, errors.New("want 1 to 8 digits and a unit of H, M, S, m, u or n, e.g. 500m")
+	}
+	n, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("want 1 to 8 digits and a unit of H, M, S, m, u or n, e.g. 500m")
+	}
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, fmt.Errorf("unknown unit %q: want H, M, S, m, u or n", s[len(s)-1])
+	}
+	return time.Duration(n) * unit, nil
+}

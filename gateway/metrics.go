@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// unmatchedRoute labels requests that matched no route (404, 405).
+const unmatchedRoute = "unmatched"
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inflight prometheus.Gauge
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, *prometheus.Registry, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "purista", Subsystem: "gateway", Name: "http_requests_total",
+			Help: "HTTP requests answered by the gateway, by route (\"VERB /path\" template, or \"unmatched\") and HTTP status.",
+		}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "purista", Subsystem: "gateway", Name: "http_request_duration_seconds",
+			Help:    "Time from receiving a request's headers to writing its response, by route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "purista", Subsystem: "gateway", Name: "http_requests_in_flight",
+			Help: "HTTP requests the gateway is serving now.",
+		}),
+	}
+	// A second gateway on the same registry shares the collectors.
+	var err error
+	m.requests, err = register(reg, m.requests)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, nil, err
+	}
+	if m.inflight, err = register(reg, m.inflight); err != nil {
+		return nil, nil, err
+	}
+	return m, reg, nil
+}
+
+func register[C prometheus.Collector](reg *prometheus.Registry, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func (m *metrics) observe(label string, status int, d time.Duration) {
+	m.requests.WithLabelValues(label, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(label).Observe(d.Seconds())
+}

@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+
+	"github.com/getkin/kin-openapi/openapi2"
+	"github.com/getkin/kin-openapi/openapi2conv"
+)
+
+// buildOpenAPI merges OpenAPI v2 documents and converts the result to
+// OpenAPI 3.0. Paths, definitions, parameters, responses and security
+// definitions are united; the same name with different content in two
+// documents is an error, as two operations on one path and verb are.
+func buildOpenAPI(docs [][]byte) (v2, v3 []byte, err error) {
+	merged := map[string]any{}
+	for i, raw := range docs {
+		var doc map[string]any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&doc); err != nil {
+			return nil, nil, fmt.Errorf("gateway: OpenAPI document %d is not JSON: %w", i+1, err)
+		}
+		if v, _ := doc["swagger"].(string); v != "2.0" {
+			return nil, nil, fmt.Errorf("gateway: OpenAPI document %d is not OpenAPI 2.0 (swagger: %q): pass protoc-gen-openapiv2 output", i+1, v)
+		}
+		if err := mergeOpenAPI(merged, doc, i == 0); err != nil {
+			return nil, nil, fmt.Errorf("gateway: merging OpenAPI document %d: %w", i+1, err)
+		}
+	}
+	if len(docs) > 1 {
+		// Titles of single files ("users/v1/users.proto") do not describe
+		// a merge.
+		info, _ := merged["info"].(map[string]any)
+		if info == nil {
+			info = map[string]any{}
+		}
+		info["title"] = "purista gateway"
+		merged["info"] = info
+	}
+	if v2, err = json.Marshal(merged); err != nil {
+		return nil, nil, fmt.Errorf("gateway: encoding the merged OpenAPI document: %w", err)
+	}
+	var doc2 openapi2.T
+	if err := json.Unmarshal(v2, &doc2); err != nil {
+		return nil, nil, fmt.Errorf("gateway: reading the merged OpenAPI document: %w", err)
+	}
+	doc3, err := openapi2conv.ToV3(&doc2)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway: converting OpenAPI 2 to 3: %w", err)
+	}
+	if v3, err = json.Marshal(doc3); err != nil {
+		return nil, nil, fmt.Errorf("gateway: encoding the OpenAPI 3 document: %w", err)
+	}
+	// Re-encode through a map for sorted keys and a stable output.
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(v3))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, nil, err
+	}
+	v3, err = json.Marshal(m)
+	return v2, v3, err
+}
+
+func mergeOpenAPI(dst, src map[string]any, first bool) error {
+	for k, v := range src {
+		switch k {
+		case "paths":
+			if err := mergePaths(dst, v); err != nil {
+				return err
+			}
+		case "definitions", "parameters", "responses", "securityDefinitions":
+			if err := mergeNamed(dst, k, v); err != nil {
+				return err
+			}
+		case "tags":
+			mergeTags(dst, v)
+		case "consumes", "produces", "schemes":
+			dst[k] = unionStrings(dst[k], v)
+		default:
+			if _, ok := dst[k]; !ok || first {
+				dst[k] = v
+			}
+		}
+	}
+	return nil
+}
+
+func mergePaths(dst map[string]any, v any) error {
+	src, _ := v.(map[string]any)
+	paths, _ := dst["paths"].(map[string]any)
+	if paths == nil {
+		paths = map[string]any{}
+		dst["paths"] = paths
+	}
+	for p, item := range src {
+		ops, _ := item.(map[string]any)
+		have, _ := paths[p].(map[string]any)
+		if have == nil {
+			paths[p] = ops
+			continue
+		}
+		for verb, op := range ops {
+			if old, ok := have[verb]; ok && !reflect.DeepEqual(old, op) {
+				return fmt.Errorf("two documents describe %s %s differently", verb, p)
+			}
+			have[verb] = op
+		}
+	}
+	return nil
+}
+
+func mergeNamed(dst map[string]any, section string, v any) error {
+	src, _ := v.(map[string]any)
+	have, _ := dst[section].(map[string]any)
+	if have == nil {
+		have = map[string]any{}
+		dst[section] = have
+	}
+	for name, def := range src {
+		if old, ok := have[name]; ok && !reflect.DeepEqual(old, def) {
+			return fmt.Errorf("%s %q differs between documents: protoc-gen-openapiv2 names schemas by package suffix, so two packages with the same last element collide; generate with openapi_naming_strategy=fqn", section, name)
+		}
+		have[name] = def
+	}
+	return nil
+}
+
+func mergeTags(dst map[string]any, v any) {
+	src, _ := v.([]any)
+	have, _ := dst["tags"].([]any)
+	names := map[string]bool{}
+	for _, t := range have {
+		if m, ok := t.(map[string]any); ok {
+			n, _ := m["name"].(string)
+			names[n] = true
+		}
+	}
+	for _, t := range src {
+		m, _ := t.(map[string]any)
+		n, _ := m["name"].(string)
+		if !names[n] {
+			names[n] = true
+			have = append(have, t)
+		}
+	}
+	dst["tags"] = have
+}
+
+func unionStrings(a, b any) any {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range []any{a, b} {
+		items, _ := l.([]any)
+		for _, it := range items {
+			if s, ok := it.(string); ok && !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Strings(out)
+	res := make([]any, len(out))
+	for i, s := range out {
+		res[i] = s
+	}
+	return res
+}

@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/purista-go/purista"
+)
+
+// Defaults of the options.
+const (
+	DefaultMaxBodyBytes = 4 << 20
+	DefaultTimeout      = 30 * time.Second
+	DefaultMaxTimeout   = 5 * time.Minute
+	DefaultReadyTimeout = 2 * time.Second
+)
+
+// DefaultForwardHeaders are the request headers forwarded to services as
+// gRPC metadata (lower-cased) unless WithForwardHeaders says otherwise.
+var DefaultForwardHeaders = []string{"Authorization", "X-Request-Id", "Traceparent", "Tracestate"}
+
+// DefaultResponseHeaders are the response metadata keys returned under their
+// own name (not prefixed with Grpc-Metadata-) unless WithResponseHeaders says
+// otherwise.
+var DefaultResponseHeaders = []string{"X-Request-Id"}
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	services        []*purista.Service
+	servicesSet     bool
+	forwardHeaders  []string
+	responseHeaders []string
+	maxBody         int64
+	defTimeout      time.Duration
+	maxTimeout      time.Duration
+	auth            Authenticator
+	logger          *slog.Logger
+	registry        *prometheus.Registry
+	readiness       []ReadinessChecker
+	readyTimeout    time.Duration
+	openapi         [][]byte
+	muxOptions      []runtime.ServeMuxOption
+}
+
+// WithServices serves exactly these services instead of every service in
+// purista.Services().
+func WithServices(services ...*purista.Service) Option {
+	return func(c *config) { c.services, c.servicesSet = services, true }
+}
+
+// WithForwardHeaders replaces the allow-list of request headers forwarded to
+// services as metadata. A name ending in "*" allows every header with that
+// prefix ("Echo-*"). Authorization is forwarded only when listed.
+func WithForwardHeaders(names ...string) Option {
+	return func(c *config) { c.forwardHeaders = canonicalList(names) }
+}
+
+// WithResponseHeaders replaces the list of response metadata keys returned
+// as plain HTTP headers. Other response metadata is returned as
+// "Grpc-Metadata-<key>" headers, trailer metadata as "Grpc-Trailer-<key>"
+// when the client sent "TE: trailers" (grpc-gateway's conventions).
+func WithResponseHeaders(keys ...string) Option {
+	return func(c *config) { c.responseHeaders = canonicalList(keys) }
+}
+
+// WithMaxBodyBytes limits request bodies (default 4 MiB); a larger body is
+// answered with 413.
+func WithMaxBodyBytes(n int64) Option { return func(c *config) { c.maxBody = n } }
+
+// WithDefaultTimeout is the deadline of calls to methods whose contract sets
+// no timeout when the HTTP client sends no Grpc-Timeout header (default
+// 30 s). 0 leaves such calls without a gateway deadline.
+func WithDefaultTimeout(d time.Duration) Option { return func(c *config) { c.defTimeout = d } }
+
+// WithMaxTimeout caps every call's deadline, including one asked for with a
+// Grpc-Timeout header (default 5 min). 0 removes the cap.
+func WithMaxTimeout(d time.Duration) Option { return func(c *config) { c.maxTimeout = d } }
+
+// WithAuthenticator checks every request to a route not marked public.
+func WithAuthenticator(a Authenticator) Option { return func(c *config) { c.auth = a } }
+
+// WithLogger sets the logger (default slog.Default()). Requests are logged at
+// Debug, server errors at Warn, panics at Error.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithRegistry registers the gateway's metrics on reg and serves reg on
+// /metrics. By default the gateway has a registry of its own with the Go and
+// process collectors.
+func WithRegistry(reg *prometheus.Registry) Option { return func(c *config) { c.registry = reg } }
+
+// WithReadiness adds checks to /readyz. The connection given to New is
+// checked too when it implements ReadinessChecker or TopicReadinessChecker.
+func WithReadiness(checks ...ReadinessChecker) Option {
+	return func(c *config) { c.readiness = append(c.readiness, checks...) }
+}
+
+// WithReadyTimeout bounds one /readyz evaluation (default 2 s).
+func WithReadyTimeout(d time.Duration) Option { return func(c *config) { c.readyTimeout = d } }
+
+// WithOpenAPI gives the OpenAPI v2 (Swagger) documents of the served
+// contracts, as protoc-gen-openapiv2 writes them. Several documents are
+// merged; the result is served on /openapi.json and, converted to OpenAPI
+// 3.0, on /openapi.v3.json.
+func WithOpenAPI(v2json ...[]byte) Option {
+	return func(c *config) { c.openapi = append(c.openapi, v2json...) }
+}
+
+// WithServeMuxOptions passes options to grpc-gateway's ServeMux, e.g.
+// marshalers. They are applied before the gateway's own error handlers and
+// header matchers, which therefore take precedence.
+func WithServeMuxOptions(opts ...runtime.ServeMuxOption) Option {
+	return func(c *config) { c.muxOptions = append(c.muxOptions, opts...) }
+}
