@@ -123,7 +123,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 	}
 	for _, h := range c.forwardHeaders {
 		if p, ok := strings.CutSuffix(h, "*"); ok {
-			g.fwdPrefix = append(g.fwdPrefix, canonicalHeader(p+"x")[:len(p)])
+			g.fwdPrefix = append(g.fwdPrefix, canonicalHeader(p + "x")[:len(p)])
 			continue
 		}
 		h = canonicalHeader(h)

@@ -160,4 +160,3 @@ func jsonBody(v any) io.Reader {
 	}
 	return bytes.NewReader(b)
 }
-
