@@ -106,7 +106,18 @@ func generateCase(t *testing.T, dir string) *pluginpb.CodeGeneratorResponse {
 	buf, plugin := bufBinary(t), pluginBinary(t)
 	ws := caseWorkspace(t, dir)
 	mustRun(t, ws, nil, buf, "build", "--as-file-descriptor-set", "-o", "image.binpb")
-	data, err := os.ReadFile(filepath.Join(ws, "image.binpb"))
+	param := "paths=source_relative"
+	if opt := caseOptions(t, dir); opt != "" {
+		param += "," + opt
+	}
+	return runPlugin(t, plugin, filepath.Join(ws, "image.binpb"), caseProtos(t, dir), param)
+}
+
+// runPlugin hands the plugin binary a CodeGeneratorRequest for the files of
+// a FileDescriptorSet image that are to be generated, and returns its response.
+func runPlugin(t testing.TB, plugin, image string, generate []string, param string) *pluginpb.CodeGeneratorResponse {
+	t.Helper()
+	data, err := os.ReadFile(image)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,12 +125,8 @@ func generateCase(t *testing.T, dir string) *pluginpb.CodeGeneratorResponse {
 	if err := proto.Unmarshal(data, set); err != nil {
 		t.Fatal(err)
 	}
-	param := "paths=source_relative"
-	if opt := caseOptions(t, dir); opt != "" {
-		param += "," + opt
-	}
 	req := &pluginpb.CodeGeneratorRequest{
-		FileToGenerate: caseProtos(t, dir),
+		FileToGenerate: generate,
 		Parameter:      proto.String(param),
 		ProtoFile:      set.GetFile(),
 	}
