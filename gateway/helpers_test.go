@@ -160,3 +160,11 @@ func jsonBody(v any) io.Reader {
 	}
 	return bytes.NewReader(b)
 }
+
+// serve serves h with httptest and returns its base URL.
+func serve(t testing.TB, h http.Handler) string {
+	t.Helper()
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
