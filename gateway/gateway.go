@@ -172,7 +172,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 	g.metricsH = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
 	if len(c.openapi) > 0 {
-		if g.openapiV2, g.openapiV3, err = buildOpenAPI(c.openapi); err != nil {
+		if g.openapiV2, g.openapiV3, err = buildOpenAPI(c.openapi, c.openapiTitle, c.openapiVersion); err != nil {
 			return nil, err
 		}
 	}

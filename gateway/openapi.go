@@ -15,7 +15,7 @@ import (
 // OpenAPI 3.0. Paths, definitions, parameters, responses and security
 // definitions are united; the same name with different content in two
 // documents is an error, as two operations on one path and verb are.
-func buildOpenAPI(docs [][]byte) (v2, v3 []byte, err error) {
+func buildOpenAPI(docs [][]byte, title, version string) (v2, v3 []byte, err error) {
 	merged := map[string]any{}
 	for i, raw := range docs {
 		var doc map[string]any
@@ -39,6 +39,19 @@ func buildOpenAPI(docs [][]byte) (v2, v3 []byte, err error) {
 			info = map[string]any{}
 		}
 		info["title"] = "purista gateway"
+		merged["info"] = info
+	}
+	if title != "" || version != "" {
+		info, _ := merged["info"].(map[string]any)
+		if info == nil {
+			info = map[string]any{}
+		}
+		if title != "" {
+			info["title"] = title
+		}
+		if version != "" {
+			info["version"] = version
+		}
 		merged["info"] = info
 	}
 	if v2, err = json.Marshal(merged); err != nil {

@@ -89,7 +89,7 @@ func TestOpenAPIMerge(t *testing.T) {
 	}
 	other, _ = json.Marshal(o)
 
-	url, _ := startGateway(t, cc, gateway.WithOpenAPI(other))
+	url, _ := startGateway(t, cc, gateway.WithOpenAPI(other), gateway.WithOpenAPIInfo("Shop API", "1.2.3"))
 	r := do(t, "GET", url+"/openapi.json", nil)
 	expectStatus(t, r, 200)
 	var v2 map[string]any
@@ -97,6 +97,9 @@ func TestOpenAPIMerge(t *testing.T) {
 	paths := v2["paths"].(map[string]any)
 	if paths["/v1/orders/{id}"] == nil || paths["/v1/echo"] == nil {
 		t.Errorf("merged paths: %v", keys(paths))
+	}
+	if info := v2["info"].(map[string]any); info["title"] != "Shop API" || info["version"] != "1.2.3" {
+		t.Errorf("info %v", info)
 	}
 	if len(v2["tags"].([]any)) != 2 {
 		t.Errorf("tags %v", v2["tags"])

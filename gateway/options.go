@@ -44,6 +44,8 @@ type config struct {
 	readiness       []ReadinessChecker
 	readyTimeout    time.Duration
 	openapi         [][]byte
+	openapiTitle    string
+	openapiVersion  string
 	muxOptions      []runtime.ServeMuxOption
 }
 
@@ -108,6 +110,13 @@ func WithReadyTimeout(d time.Duration) Option { return func(c *config) { c.ready
 // 3.0, on /openapi.v3.json.
 func WithOpenAPI(v2json ...[]byte) Option {
 	return func(c *config) { c.openapi = append(c.openapi, v2json...) }
+}
+
+// WithOpenAPIInfo sets the title and version of the served OpenAPI
+// documents; empty values keep the documents' own (protoc-gen-openapiv2
+// puts the first file's name and "version not set" there).
+func WithOpenAPIInfo(title, version string) Option {
+	return func(c *config) { c.openapiTitle, c.openapiVersion = title, version }
 }
 
 // WithServeMuxOptions passes options to grpc-gateway's ServeMux, e.g.
