@@ -1,0 +1,180 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/purista-go/purista"
+)
+
+// TopicSpec is a topic to provision.
+type TopicSpec struct {
+	Name              string
+	Partitions        int
+	ReplicationFactor int // -1: the broker's default
+	Config            map[string]string
+}
+
+// TopicResult reports what provisioning did with one topic.
+type TopicResult struct {
+	Name string
+	// Created is true when the topic was created, false when it existed.
+	Created bool
+	// Partitions is the partition count the topic has now.
+	Partitions int
+	// Warning is set when the existing topic differs from the spec (for
+	// example fewer partitions than declared).
+	Warning string
+}
+
+// EnsureTopics creates the request topics of services and the topics of
+// events that are missing, with the partitions and replication their
+// contracts declare (or the defaults of WithEnsureTopics). It is idempotent
+// and reports, per topic, whether it was created.
+func EnsureTopics(ctx context.Context, brokers []string, services []*purista.Service, events []*purista.Event, opts ...Option) ([]TopicResult, error) {
+	cc := clientConfig{commonConfig: defaultCommon()}
+	for _, o := range opts {
+		o.applyClient(&cc)
+	}
+	b, err := newBase(brokers, cc.commonConfig)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	if err := b.ping(ctx); err != nil {
+		return nil, err
+	}
+	specs := servicesTopics(b, services)
+	for _, e := range events {
+		specs = append(specs, TopicSpec{Name: b.cfg.topicPrefix + e.Topic, Partitions: orDefault(int(e.Partitions), b.cfg.partitions), ReplicationFactor: orDefault(int(e.ReplicationFactor), b.cfg.replication)})
+	}
+	return ensureTopics(ctx, b, specs)
+}
+
+func orDefault(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func servicesTopics(b *base, services []*purista.Service) []TopicSpec {
+	specs := make([]TopicSpec, 0, len(services))
+	for _, s := range services {
+		specs = append(specs, TopicSpec{
+			Name:              b.requestTopic(s.Name),
+			Partitions:        orDefault(int(s.Partitions), b.cfg.partitions),
+			ReplicationFactor: orDefault(int(s.ReplicationFactor), b.cfg.replication),
+		})
+	}
+	return specs
+}
+
+func ensureTopics(ctx context.Context, b *base, specs []TopicSpec) ([]TopicResult, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	for _, s := range specs {
+		if err := purista.ValidateTopic(s.Name); err != nil {
+			return nil, err
+		}
+	}
+	req := &kafka.CreateTopicsRequest{}
+	for _, s := range specs {
+		tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor}
+		keys := make([]string, 0, len(s.Config))
+		for k := range s.Config {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: s.Config[k]})
+		}
+		req.Topics = append(req.Topics, tc)
+	}
+	resp, err := b.kc.CreateTopics(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: create topics: %w", err)
+	}
+	results := make([]TopicResult, 0, len(specs))
+	var failed []string
+	for _, s := range specs {
+		r := TopicResult{Name: s.Name, Partitions: s.Partitions}
+		switch terr := resp.Errors[s.Name]; {
+		case terr == nil:
+			r.Created = true
+		case errors.Is(terr, kafka.TopicAlreadyExists):
+			ids, perr := b.prod.partitions(ctx, s.Name, true)
+			if perr != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", s.Name, perr))
+				continue
+			}
+			r.Partitions = len(ids)
+			if len(ids) < s.Partitions {
+				r.Warning = fmt.Sprintf("has %d partitions, the contract declares %d: add partitions with the cluster's admin tools (keyed requests will move)", len(ids), s.Partitions)
+			}
+		default:
+			failed = append(failed, fmt.Sprintf("%s: %v", s.Name, terr))
+			continue
+		}
+		results = append(results, r)
+	}
+	if len(failed) > 0 {
+		return results, fmt.Errorf("kafka: topics not provisioned: %s", strings.Join(failed, "; "))
+	}
+	// Wait until every topic has leaders, so the first request does not fail.
+	for _, s := range specs {
+		if err := waitTopic(ctx, b, s.Name); err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
+
+func waitTopic(ctx context.Context, b *base, name string) error {
+	for {
+		parts, err := b.prod.lookup(ctx, name)
+		if err == nil {
+			ready := true
+			for _, p := range parts {
+				if p.Leader.Host == "" {
+					ready = false
+				}
+			}
+			if ready {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafka: topic %s has no leader yet: %w", name, ctx.Err())
+		case <-timeAfter(20):
+		}
+	}
+}
+
+// checkTopics reports an error naming every topic of specs that is missing.
+func checkTopics(ctx context.Context, b *base, specs []TopicSpec) error {
+	if err := b.ping(ctx); err != nil {
+		return err
+	}
+	var missing []string
+	for _, s := range specs {
+		if _, err := b.prod.partitions(ctx, s.Name, true); err != nil {
+			var m errTopicMissing
+			if !errors.As(err, &m) {
+				return fmt.Errorf("kafka: read metadata of topic %s: %w", s.Name, err)
+			}
+			missing = append(missing, s.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("kafka: request topics missing: %s: provision them with `purista topics ensure`", strings.Join(missing, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,378 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/dispatch"
+)
+
+type clientConfig struct {
+	commonConfig
+	interceptors   []grpc.UnaryClientInterceptor
+	replyRetention time.Duration
+}
+
+// ClientConn sends calls as request records and receives their replies on
+// a reply topic of its own. It is safe for concurrent use.
+type ClientConn struct {
+	*base
+	cfg        clientConfig
+	replyTopic string
+	reader     *kafka.Reader
+	invoke     grpc.UnaryInvoker
+
+	mu      sync.Mutex
+	pending map[string]chan kafka.Message
+	closed  bool
+	done    chan struct{}
+	loop    sync.WaitGroup
+
+	stats clientStats
+}
+
+type clientStats struct {
+	calls, orphanReplies, malformedReplies atomic.Int64
+}
+
+// ClientStats are counters of a ClientConn.
+type ClientStats struct {
+	// Calls is the number of calls sent.
+	Calls int64
+	// OrphanReplies counts replies that arrived after their call ended.
+	OrphanReplies int64
+	// MalformedReplies counts reply records without a correlation id.
+	MalformedReplies int64
+}
+
+var _ grpc.ClientConnInterface = (*ClientConn)(nil)
+
+// Dial connects to the brokers, creates this instance's reply topic and
+// starts reading it. When Dial returns, replies to any call made through the
+// ClientConn will be received.
+func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientConn, error) {
+	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour}
+	for _, o := range opts {
+		o.applyClient(&cfg)
+	}
+	b, err := newBase(brokers, cfg.commonConfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.commonConfig = b.cfg
+	c := &ClientConn{
+		base:       b,
+		cfg:        cfg,
+		replyTopic: cfg.topicPrefix + "purista.reply." + cfg.clientID,
+		pending:    map[string]chan kafka.Message{},
+		done:       make(chan struct{}),
+	}
+	c.invoke = dispatch.ChainUnaryClient(c.roundTrip, cfg.interceptors...)
+	if err := c.start(ctx); err != nil {
+		b.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *ClientConn) start(ctx context.Context) error {
+	if err := c.ping(ctx); err != nil {
+		return err
+	}
+	if c.cfg.ensureTopics {
+		if _, err := ensureTopics(ctx, c.base, servicesTopics(c.base, purista.Services())); err != nil {
+			return err
+		}
+	}
+	if _, err := ensureTopics(ctx, c.base, []TopicSpec{{
+		Name: c.replyTopic, Partitions: 1, ReplicationFactor: c.cfg.replication,
+		Config: map[string]string{"retention.ms": strconv.FormatInt(c.cfg.replyRetention.Milliseconds(), 10)},
+	}}); err != nil {
+		return fmt.Errorf("kafka: create reply topic %s: %w", c.replyTopic, err)
+	}
+	// Start at the end of the reply topic: a reused client id must not see
+	// the replies of an earlier process.
+	start, err := c.endOffset(ctx)
+	if err != nil {
+		return err
+	}
+	c.reader = kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        c.brokers,
+		Topic:          c.replyTopic,
+		Partition:      0,
+		Dialer:         c.dialer,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
+		MaxWait:        500 * time.Millisecond,
+		ReadBackoffMin: 10 * time.Millisecond,
+		ReadBackoffMax: 200 * time.Millisecond,
+		QueueCapacity:  1024,
+	})
+	if err := c.reader.SetOffset(start); err != nil {
+		return fmt.Errorf("kafka: position reply reader: %w", err)
+	}
+	c.loop.Add(1)
+	go c.readReplies()
+	return nil
+}
+
+func (c *ClientConn) endOffset(ctx context.Context) (int64, error) {
+	deadline := time.Now().Add(c.cfg.dialTimeout)
+	for {
+		resp, err := c.kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.replyTopic: {kafka.LastOffsetOf(0)}}})
+		if err == nil {
+			for _, po := range resp.Topics[c.replyTopic] {
+				if po.Partition == 0 && po.Error == nil {
+					return po.LastOffset, nil
+				} else if po.Partition == 0 {
+					err = po.Error
+				}
+			}
+			if err == nil {
+				err = errors.New("no offsets returned")
+			}
+		}
+		// A new topic's leader may take a moment to be elected.
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("kafka: read the end offset of reply topic %s: %w", c.replyTopic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (c *ClientConn) readReplies() {
+	defer c.loop.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-c.done; cancel() }()
+	for {
+		m, err := c.reader.ReadMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.cfg.logger.Warn("kafka: reading replies failed; retrying", "topic", c.replyTopic, "error", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		id, ok := headerValue(m.Headers, hdrCorrelationID)
+		if !ok {
+			c.stats.malformedReplies.Add(1)
+			c.cfg.logger.Warn("kafka: reply without correlation id dropped", "topic", m.Topic, "offset", m.Offset)
+			continue
+		}
+		c.mu.Lock()
+		ch := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if ch == nil {
+			c.stats.orphanReplies.Add(1)
+			continue
+		}
+		ch <- m
+	}
+}
+
+// ReplyTopic returns the topic this client receives its replies on.
+func (c *ClientConn) ReplyTopic() string { return c.replyTopic }
+
+// Stats returns the client's counters.
+func (c *ClientConn) Stats() ClientStats {
+	return ClientStats{Calls: c.stats.calls.Load(), OrphanReplies: c.stats.orphanReplies.Load(), MalformedReplies: c.stats.malformedReplies.Load()}
+}
+
+// Invoke sends a unary call and waits for its reply.
+func (c *ClientConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	ctx, cancel := dispatch.WithDefaultTimeout(ctx, method, c.cfg.defaultTimeout)
+	defer cancel()
+	return c.invoke(ctx, method, args, reply, nil, opts...)
+}
+
+// NewStream reports UNIMPLEMENTED: streaming calls are not carried yet.
+func (c *ClientConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Errorf(codes.Unimplemented, "streaming call %s: the Kafka transport carries unary calls only", method)
+}
+
+func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {
+	req, ok := args.(proto.Message)
+	if !ok {
+		return status.Errorf(codes.Internal, "call %s: request %T is not a protobuf message", method, args)
+	}
+	out, ok := reply.(proto.Message)
+	if !ok {
+		return status.Errorf(codes.Internal, "call %s: reply %T is not a protobuf message", method, reply)
+	}
+	svc, _, ok := dispatch.SplitMethod(method)
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "malformed method name %q: want /package.Service/Method", method)
+	}
+	body, err := proto.Marshal(req)
+	if err != nil {
+		return status.Errorf(codes.Internal, "call %s: marshal request: %v", method, err)
+	}
+	md, _ := metadata.FromOutgoingContext(ctx)
+	idemKey := dispatch.IdempotencyKey(md)
+	var key []byte
+	if _, m, ok := purista.LookupMethod(method); ok {
+		if m.PartitionKey != nil {
+			key = m.PartitionKey(req)
+		}
+		if idemKey == "" && m.Idempotent {
+			// Without a caller's key, redeliveries of this request are
+			// still recognised.
+			idemKey = randomHex(16)
+		}
+	}
+	id := randomHex(16)
+	deadline, _ := ctx.Deadline()
+	topic := c.requestTopic(svc)
+
+	ch := make(chan kafka.Message, 1)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return status.Error(codes.Unavailable, "kafka: client connection is closed")
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+	c.stats.calls.Add(1)
+
+	partition, err := c.prod.pickPartition(ctx, topic, key)
+	if err == nil {
+		err = c.prod.send(ctx, topic, partition, kafka.Message{
+			Key:     key,
+			Value:   body,
+			Headers: encodeRequestHeaders(id, method, c.replyTopic, deadline, idemKey, md),
+		})
+	}
+	if err != nil {
+		return c.sendError(ctx, svc, topic, err)
+	}
+
+	select {
+	case m := <-ch:
+		return decodeReply(m, out, dispatch.ParseCallOptions(opts))
+	case <-ctx.Done():
+		st := status.FromContextError(ctx.Err())
+		if st.Code() == codes.DeadlineExceeded {
+			return status.Errorf(codes.DeadlineExceeded, "no reply from %s within the deadline: no instance answered the request on topic %s (request id %s); check that the service is running and keeping up", svc, topic, id)
+		}
+		return st.Err()
+	case <-c.done:
+		return status.Errorf(codes.Unavailable, "kafka: client connection closed while %s was waiting for its reply", method)
+	}
+}
+
+func (c *ClientConn) sendError(ctx context.Context, svc, topic string, err error) error {
+	var missing errTopicMissing
+	switch {
+	case ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err()
+	case errors.As(err, &missing):
+		return status.Errorf(codes.Unavailable, "request topic %s of %s does not exist: provision it with `purista topics ensure` or start the client or server with kafka.WithEnsureTopics", topic, svc)
+	case errors.Is(err, errProducerClosed):
+		return status.Error(codes.Unavailable, "kafka: client connection is closed")
+	}
+	return status.Errorf(codes.Unavailable, "kafka: write request to topic %s: %v", topic, err)
+}
+
+func decodeReply(m kafka.Message, out proto.Message, co dispatch.CallOptions) error {
+	var hdr, trl metadata.MD
+	code := codes.Unknown
+	msg := ""
+	var stBin []byte
+	haveCode := false
+	for _, h := range m.Headers {
+		switch {
+		case h.Key == hdrStatus:
+			if n, err := strconv.Atoi(string(h.Value)); err == nil {
+				code, haveCode = codes.Code(n), true
+			}
+		case h.Key == hdrMessage:
+			msg = string(h.Value)
+		case h.Key == hdrStatusBin:
+			stBin = h.Value
+		case len(h.Key) > len(hdrHeaderPrefix) && h.Key[:len(hdrHeaderPrefix)] == hdrHeaderPrefix:
+			if hdr == nil {
+				hdr = metadata.MD{}
+			}
+			hdr.Append(h.Key[len(hdrHeaderPrefix):], string(h.Value))
+		case len(h.Key) > len(hdrTrailerPrefix) && h.Key[:len(hdrTrailerPrefix)] == hdrTrailerPrefix:
+			if trl == nil {
+				trl = metadata.MD{}
+			}
+			trl.Append(h.Key[len(hdrTrailerPrefix):], string(h.Value))
+		}
+	}
+	co.Deliver(hdr, trl)
+	if !haveCode {
+		return status.Error(codes.Internal, "kafka: reply has no purista-status header: the server does not speak the purista protocol")
+	}
+	if code != codes.OK {
+		if len(stBin) > 0 {
+			var sp spb.Status
+			if err := proto.Unmarshal(stBin, &sp); err == nil {
+				return status.FromProto(&sp).Err()
+			}
+		}
+		return status.Error(code, msg)
+	}
+	if err := proto.Unmarshal(m.Value, out); err != nil {
+		return status.Errorf(codes.Internal, "kafka: reply does not decode as %T: %v", out, err)
+	}
+	return nil
+}
+
+// Ready reports whether a broker answers and the request topics of every
+// service whose generated code is linked in exist.
+func (c *ClientConn) Ready(ctx context.Context) error {
+	return checkTopics(ctx, c.base, servicesTopics(c.base, purista.Services()))
+}
+
+// Close fails pending calls with UNAVAILABLE, stops reading replies and
+// deletes the reply topic.
+func (c *ClientConn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.done)
+	c.mu.Unlock()
+	c.loop.Wait()
+	err := c.reader.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, derr := c.kc.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{c.replyTopic}}); derr != nil {
+		c.cfg.logger.Warn("kafka: reply topic not deleted; it expires by retention or `purista topics gc`", "topic", c.replyTopic, "error", derr)
+	}
+	c.close()
+	return err
+}

@@ -1,0 +1,117 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/purista-go/purista/embedded"
+	"github.com/purista-go/purista/internal/conformance"
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+var quiet = slog.New(slog.NewTextHandler(logOut(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+func logOut() io.Writer {
+	if os.Getenv("PURISTA_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}
+
+// env is one isolated system on a broker: its own topic prefix.
+type env struct {
+	brokers []string
+	prefix  string
+}
+
+var envSeq atomic.Int64
+
+func newEnv(t testing.TB, brokers []string) *env {
+	return &env{brokers: brokers, prefix: fmt.Sprintf("t%d-%d.", os.Getpid(), envSeq.Add(1))}
+}
+
+func (e *env) common() []kafka.Option {
+	return []kafka.Option{kafka.WithTopicPrefix(e.prefix), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet)}
+}
+
+func (e *env) Client(t testing.TB, o conformance.Options) grpc.ClientConnInterface {
+	opts := []kafka.ClientOption{kafka.WithUnaryClientInterceptors(o.ClientInterceptors...)}
+	for _, c := range e.common() {
+		opts = append(opts, c)
+	}
+	if o.DefaultTimeout > 0 {
+		opts = append(opts, kafka.WithDefaultTimeout(o.DefaultTimeout))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := kafka.Dial(ctx, e.brokers, opts...)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+type server struct {
+	*kafka.Server
+	done chan error
+}
+
+func (s *server) Start(t testing.TB) {
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.Serve(context.Background()) }()
+}
+
+func (s *server) Stop() {
+	s.GracefulStop()
+	if s.done != nil {
+		<-s.done
+	}
+}
+
+func (e *env) Server(t testing.TB, o conformance.Options) conformance.Server {
+	opts := []kafka.ServerOption{kafka.WithUnaryServerInterceptors(o.ServerInterceptors...), kafka.WithGroupTimings(250*time.Millisecond, 6*time.Second)}
+	for _, c := range e.common() {
+		opts = append(opts, c)
+	}
+	srv, err := kafka.NewServer(e.brokers, opts...)
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	return &server{Server: srv}
+}
+
+func startEmbedded(t testing.TB) []string {
+	b, err := embedded.Start()
+	if err != nil {
+		t.Fatalf("embedded broker: %v", err)
+	}
+	t.Cleanup(b.Close)
+	return b.Addrs()
+}
+
+func TestConformanceEmbedded(t *testing.T) {
+	brokers := startEmbedded(t)
+	conformance.Run(t, func(t testing.TB) conformance.Env { return newEnv(t, brokers) })
+}
+
+func TestConformanceKafka(t *testing.T) {
+	v := os.Getenv("PURISTA_KAFKA_BROKERS")
+	if v == "" {
+		if os.Getenv("PURISTA_REQUIRE_KAFKA") == "1" {
+			t.Fatal("PURISTA_REQUIRE_KAFKA=1 but PURISTA_KAFKA_BROKERS is not set: run the tests through scripts/kafka.sh")
+		}
+		t.Skip("real Kafka suite skipped: PURISTA_KAFKA_BROKERS is not set")
+	}
+	brokers := strings.Split(v, ",")
+	conformance.Run(t, func(t testing.TB) conformance.Env { return newEnv(t, brokers) })
+}

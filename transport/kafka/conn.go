@@ -1,0 +1,131 @@
+package kafka
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/purista-go/purista"
+)
+
+var topicPartRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+func validTopicPart(s string) error {
+	if !topicPartRE.MatchString(s) {
+		return errors.New("use only the characters Kafka allows in topic names: [a-zA-Z0-9._-]")
+	}
+	return nil
+}
+
+func validateBrokers(brokers []string) error {
+	if len(brokers) == 0 {
+		return errors.New("kafka: no broker addresses: pass at least one host:port, e.g. 127.0.0.1:9092")
+	}
+	for _, b := range brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			return fmt.Errorf("kafka: broker address %q is not host:port (e.g. 127.0.0.1:9092)", b)
+		}
+	}
+	return nil
+}
+
+// base is what clients and servers share: the kafka-go client, the
+// producer and topic naming.
+type base struct {
+	cfg     commonConfig
+	brokers []string
+	kc      *kafka.Client
+	dialer  *kafka.Dialer
+	prod    *producer
+}
+
+func newBase(brokers []string, cfg commonConfig) (*base, error) {
+	if err := validateBrokers(brokers); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.clientID == "" {
+		cfg.clientID = defaultClientID()
+	}
+	tr := &kafka.Transport{
+		DialTimeout: cfg.dialTimeout,
+		ClientID:    cfg.clientID,
+		TLS:         cfg.tls,
+		SASL:        cfg.sasl,
+		MetadataTTL: 30 * time.Second,
+	}
+	kc := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: 30 * time.Second}
+	b := &base{
+		cfg:     cfg,
+		brokers: append([]string(nil), brokers...),
+		kc:      kc,
+		dialer:  &kafka.Dialer{ClientID: cfg.clientID, Timeout: cfg.dialTimeout, TLS: cfg.tls, SASLMechanism: cfg.sasl, DualStack: true},
+	}
+	b.prod = newProducer(b.dialer, b.brokers, cfg.requiredAcks, cfg.maxBatch, cfg.logger)
+	return b, nil
+}
+
+// ping checks that a broker answers.
+func (b *base) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.dialTimeout)
+	defer cancel()
+	conn, err := b.dialer.DialContext(ctx, "tcp", b.prod.broker())
+	if err == nil {
+		_, err = conn.ApiVersions()
+		_ = conn.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: cannot reach brokers %s: %w: check the addresses, that a broker is running, and the TLS/SASL settings", strings.Join(b.brokers, ","), err)
+	}
+	return nil
+}
+
+func (b *base) requestTopic(service string) string {
+	return b.cfg.topicPrefix + purista.RequestTopic(service)
+}
+
+func (b *base) groupID(service string) string {
+	return b.cfg.topicPrefix + "purista." + service
+}
+
+func (b *base) close() { b.prod.close() }
+
+func defaultClientID() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r < 128 && topicPartRE.MatchString(string(r)) {
+			return r
+		}
+		return '-'
+	}, host)
+	if host == "" {
+		host = "purista"
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(4))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// unavailable wraps a broker error as an UNAVAILABLE status.
+func unavailable(format string, args ...any) error {
+	return status.Errorf(codes.Unavailable, format, args...)
+}
+
+func timeAfter(ms int) <-chan time.Time { return time.After(time.Duration(ms) * time.Millisecond) }

@@ -1,0 +1,122 @@
+package kafka
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/grpc/metadata"
+)
+
+// Header names, as specified in docs/protocol.md.
+const (
+	protocolVersion = "1"
+
+	hdrVersion        = "purista-version"
+	hdrID             = "purista-id"
+	hdrMethod         = "purista-method"
+	hdrReplyTo        = "purista-reply-to"
+	hdrDeadline       = "purista-deadline"
+	hdrContentType    = "content-type"
+	hdrIdempotencyKey = "purista-idempotency-key"
+	hdrTraceparent    = "traceparent"
+	hdrTracestate     = "tracestate"
+	hdrMDPrefix       = "purista-md-"
+
+	hdrCorrelationID = "purista-correlation-id"
+	hdrStatus        = "purista-status"
+	hdrMessage       = "purista-message"
+	hdrStatusBin     = "purista-status-bin"
+	hdrHeaderPrefix  = "purista-header-"
+	hdrTrailerPrefix = "purista-trailer-"
+
+	hdrDeadLetterReason = "purista-dead-letter-reason"
+
+	contentTypeProto = "application/protobuf"
+)
+
+// requestHeaders is a request record's headers, decoded.
+type requestHeaders struct {
+	version        string
+	id             string
+	method         string
+	replyTo        string
+	deadline       time.Time
+	idempotencyKey string
+	md             metadata.MD
+}
+
+func encodeRequestHeaders(id, method, replyTo string, deadline time.Time, idemKey string, md metadata.MD) []kafka.Header {
+	h := make([]kafka.Header, 0, 6+len(md))
+	h = append(h,
+		kafka.Header{Key: hdrVersion, Value: []byte(protocolVersion)},
+		kafka.Header{Key: hdrID, Value: []byte(id)},
+		kafka.Header{Key: hdrMethod, Value: []byte(method)},
+		kafka.Header{Key: hdrReplyTo, Value: []byte(replyTo)},
+		kafka.Header{Key: hdrContentType, Value: []byte(contentTypeProto)},
+	)
+	if !deadline.IsZero() {
+		h = append(h, kafka.Header{Key: hdrDeadline, Value: strconv.AppendInt(nil, deadline.UnixMilli(), 10)})
+	}
+	if idemKey != "" {
+		h = append(h, kafka.Header{Key: hdrIdempotencyKey, Value: []byte(idemKey)})
+	}
+	for k, vs := range md {
+		k = strings.ToLower(k)
+		for _, v := range vs {
+			switch k {
+			case hdrTraceparent, hdrTracestate:
+				h = append(h, kafka.Header{Key: k, Value: []byte(v)})
+			default:
+				h = append(h, kafka.Header{Key: hdrMDPrefix + k, Value: []byte(v)})
+			}
+		}
+	}
+	return h
+}
+
+func decodeRequestHeaders(hs []kafka.Header) requestHeaders {
+	r := requestHeaders{md: metadata.MD{}}
+	for _, h := range hs {
+		switch {
+		case h.Key == hdrVersion:
+			r.version = string(h.Value)
+		case h.Key == hdrID:
+			r.id = string(h.Value)
+		case h.Key == hdrMethod:
+			r.method = string(h.Value)
+		case h.Key == hdrReplyTo:
+			r.replyTo = string(h.Value)
+		case h.Key == hdrDeadline:
+			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil {
+				r.deadline = time.UnixMilli(ms)
+			}
+		case h.Key == hdrIdempotencyKey:
+			r.idempotencyKey = string(h.Value)
+		case h.Key == hdrTraceparent || h.Key == hdrTracestate:
+			r.md.Append(h.Key, string(h.Value))
+		case strings.HasPrefix(h.Key, hdrMDPrefix):
+			r.md.Append(h.Key[len(hdrMDPrefix):], string(h.Value))
+		}
+	}
+	return r
+}
+
+func appendMD(h []kafka.Header, prefix string, md metadata.MD) []kafka.Header {
+	for k, vs := range md {
+		for _, v := range vs {
+			h = append(h, kafka.Header{Key: prefix + strings.ToLower(k), Value: []byte(v)})
+		}
+	}
+	return h
+}
+
+func headerValue(hs []kafka.Header, key string) (string, bool) {
+	for _, h := range hs {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,222 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+	"google.golang.org/grpc"
+)
+
+// ClientOption configures a ClientConn.
+type ClientOption interface{ applyClient(*clientConfig) }
+
+// ServerOption configures a Server.
+type ServerOption interface{ applyServer(*serverConfig) }
+
+// Option configures both a ClientConn and a Server.
+type Option interface {
+	ClientOption
+	ServerOption
+}
+
+type clientOptionFunc func(*clientConfig)
+
+func (f clientOptionFunc) applyClient(c *clientConfig) { f(c) }
+
+type serverOptionFunc func(*serverConfig)
+
+func (f serverOptionFunc) applyServer(c *serverConfig) { f(c) }
+
+type commonOption func(*commonConfig)
+
+func (f commonOption) applyClient(c *clientConfig) { f(&c.commonConfig) }
+func (f commonOption) applyServer(c *serverConfig) { f(&c.commonConfig) }
+
+type commonConfig struct {
+	tls            *tls.Config
+	sasl           sasl.Mechanism
+	errs           []error
+	clientID       string
+	logger         *slog.Logger
+	topicPrefix    string
+	ensureTopics   bool
+	partitions     int
+	replication    int
+	defaultTimeout time.Duration
+	requiredAcks   int
+	dialTimeout    time.Duration
+	maxBatch       int
+}
+
+func defaultCommon() commonConfig {
+	return commonConfig{
+		logger:         slog.Default(),
+		partitions:     3,
+		replication:    -1,
+		defaultTimeout: 30 * time.Second,
+		requiredAcks:   -1,
+		dialTimeout:    10 * time.Second,
+		maxBatch:       512,
+	}
+}
+
+func (c *commonConfig) validate() error {
+	if len(c.errs) > 0 {
+		return c.errs[0]
+	}
+	if c.clientID != "" {
+		if err := validTopicPart(c.clientID); err != nil {
+			return fmt.Errorf("kafka: client id %q: %w", c.clientID, err)
+		}
+	}
+	if c.topicPrefix != "" {
+		if err := validTopicPart(c.topicPrefix); err != nil {
+			return fmt.Errorf("kafka: topic prefix %q: %w", c.topicPrefix, err)
+		}
+	}
+	if c.defaultTimeout <= 0 {
+		return fmt.Errorf("kafka: default timeout %v must be positive", c.defaultTimeout)
+	}
+	if c.partitions <= 0 {
+		return fmt.Errorf("kafka: default partitions %d must be at least 1", c.partitions)
+	}
+	return nil
+}
+
+// WithTLS connects to the brokers over TLS.
+func WithTLS(cfg *tls.Config) Option {
+	return commonOption(func(c *commonConfig) { c.tls = cfg })
+}
+
+// WithSASLPlain authenticates with SASL/PLAIN (use it with WithTLS).
+func WithSASLPlain(username, password string) Option {
+	return commonOption(func(c *commonConfig) {
+		c.sasl = plain.Mechanism{Username: username, Password: password}
+	})
+}
+
+// WithSASLScram authenticates with SASL/SCRAM. algorithm is "SCRAM-SHA-512"
+// or "SCRAM-SHA-256".
+func WithSASLScram(algorithm, username, password string) Option {
+	return commonOption(func(c *commonConfig) {
+		var alg scram.Algorithm
+		switch algorithm {
+		case "SCRAM-SHA-512":
+			alg = scram.SHA512
+		case "SCRAM-SHA-256":
+			alg = scram.SHA256
+		default:
+			c.errs = append(c.errs, fmt.Errorf("kafka: SASL algorithm %q is not supported: use SCRAM-SHA-512 or SCRAM-SHA-256", algorithm))
+			return
+		}
+		m, err := scram.Mechanism(alg, username, password)
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("kafka: SASL %s: %w", algorithm, err))
+			return
+		}
+		c.sasl = m
+	})
+}
+
+// WithClientID names this instance to the brokers. A client's reply topic is
+// "purista.reply.<client id>", so the id must be unique among live clients;
+// the default is "<hostname>-<pid>-<random>".
+func WithClientID(id string) Option {
+	return commonOption(func(c *commonConfig) { c.clientID = id })
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return commonOption(func(c *commonConfig) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}
+
+// WithTopicPrefix prefixes every topic and consumer group this transport
+// uses, so several environments can share one cluster.
+func WithTopicPrefix(prefix string) Option {
+	return commonOption(func(c *commonConfig) { c.topicPrefix = prefix })
+}
+
+// WithEnsureTopics creates missing request topics at start: on a client for
+// every service whose generated code is linked in, on a server for the
+// services it serves. Partitions and replication come from the contract, or
+// from the defaults given here (3 partitions, the broker's default
+// replication) when the contract names none. Production clusters usually
+// provision topics ahead with `purista topics ensure` instead.
+func WithEnsureTopics(defaultPartitions, defaultReplication int) Option {
+	return commonOption(func(c *commonConfig) {
+		c.ensureTopics = true
+		if defaultPartitions > 0 {
+			c.partitions = defaultPartitions
+		}
+		if defaultReplication != 0 {
+			c.replication = defaultReplication
+		}
+	})
+}
+
+// WithDefaultTimeout sets the deadline for calls without one whose contract
+// declares no timeout (default 30 s). On a server it applies to requests that
+// carry no deadline.
+func WithDefaultTimeout(d time.Duration) Option {
+	return commonOption(func(c *commonConfig) { c.defaultTimeout = d })
+}
+
+// WithRequiredAcks sets the acknowledgement produce requests wait for: -1
+// (all in-sync replicas, the default) or 1 (the leader only).
+func WithRequiredAcks(acks int) Option {
+	return commonOption(func(c *commonConfig) {
+		if acks != -1 && acks != 1 {
+			c.errs = append(c.errs, fmt.Errorf("kafka: required acks %d is not supported: use -1 (all replicas) or 1 (leader)", acks))
+			return
+		}
+		c.requiredAcks = acks
+	})
+}
+
+// WithUnaryClientInterceptors adds interceptors around every call, first outermost.
+func WithUnaryClientInterceptors(i ...grpc.UnaryClientInterceptor) ClientOption {
+	return clientOptionFunc(func(c *clientConfig) { c.interceptors = append(c.interceptors, i...) })
+}
+
+// WithUnaryServerInterceptors adds interceptors around every handler, first outermost.
+func WithUnaryServerInterceptors(i ...grpc.UnaryServerInterceptor) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.interceptors = append(c.interceptors, i...) })
+}
+
+// WithMaxConcurrentRequests bounds how many requests a server handles at
+// once (default 512). Further requests wait in Kafka.
+func WithMaxConcurrentRequests(n int) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.maxConcurrency = n })
+}
+
+// WithDedupWindow sets how many replies of idempotent methods a server keeps
+// and for how long (default 10 000 for 10 minutes); size 0 disables it.
+func WithDedupWindow(size int, ttl time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.dedupSize, c.dedupTTL = size, ttl })
+}
+
+// WithGroupTimings sets the consumer group's heartbeat interval and session
+// timeout (defaults 500 ms and 6 s). A stopped instance leaves the group at
+// once; a crashed one is noticed after the session timeout, and its
+// partitions' requests wait until then. Brokers reject session timeouts
+// below group.min.session.timeout.ms (6 s by default).
+func WithGroupTimings(heartbeat, session time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.heartbeat, c.session = heartbeat, session })
+}
+
+// WithDeadLetterTopic writes records that cannot be answered (no request id
+// or reply topic, not a purista request) to topic, with the reason in the
+// "purista-dead-letter-reason" header. Without it such records are logged,
+// counted and skipped.
+func WithDeadLetterTopic(topic string) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.deadLetterTopic = topic })
+}

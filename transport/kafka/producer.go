@@ -1,0 +1,242 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// producer writes records with one produce request in flight per partition:
+// a record is sent at once when its partition is idle, and records that
+// queue while a request is in flight go together in the next one. This
+// gives the latency of unbatched sends when idle and the throughput of
+// batching under load; kafka-go's Writer offers only a fixed batch timeout.
+//
+// Each partition is written through its own connection to the partition's
+// leader, and partition counts come from metadata requests sent to a broker,
+// not from kafka-go's cached cluster view: a topic created a moment ago by
+// another process (a new client's reply topic) is writable at once.
+type producer struct {
+	dialer   *kafka.Dialer
+	brokers  []string
+	acks     int
+	maxBatch int
+	logger   *slog.Logger
+
+	mu     sync.Mutex
+	queues map[topicPartition]chan *pendingRecord
+	meta   map[string]*topicMeta
+	closed bool
+	done   chan struct{}
+	wg     sync.WaitGroup
+	rr     atomic.Uint32
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+type topicMeta struct {
+	partitions []int
+	fetched    time.Time
+}
+
+type pendingRecord struct {
+	msg  kafka.Message
+	done chan error
+}
+
+var errProducerClosed = errors.New("producer is closed")
+
+// errTopicMissing reports a topic the broker does not know.
+type errTopicMissing struct{ topic string }
+
+func (e errTopicMissing) Error() string { return fmt.Sprintf("topic %s does not exist", e.topic) }
+
+func newProducer(dialer *kafka.Dialer, brokers []string, acks int, maxBatch int, logger *slog.Logger) *producer {
+	return &producer{dialer: dialer, brokers: brokers, acks: acks, maxBatch: maxBatch, logger: logger,
+		queues: map[topicPartition]chan *pendingRecord{}, meta: map[string]*topicMeta{}, done: make(chan struct{})}
+}
+
+func (p *producer) broker() string {
+	return p.brokers[int(p.rr.Add(1))%len(p.brokers)]
+}
+
+const metadataRefresh = time.Minute
+
+// lookup asks a broker for the partitions of topic.
+func (p *producer) lookup(ctx context.Context, topic string) ([]kafka.Partition, error) {
+	parts, err := p.dialer.LookupPartitions(ctx, "tcp", p.broker(), topic)
+	if errors.Is(err, kafka.UnknownTopicOrPartition) || (err == nil && len(parts) == 0) {
+		return nil, errTopicMissing{topic}
+	}
+	return parts, err
+}
+
+// partitions returns the partition ids of topic, from a cache refreshed
+// every minute or when refresh is set.
+func (p *producer) partitions(ctx context.Context, topic string, refresh bool) ([]int, error) {
+	p.mu.Lock()
+	m := p.meta[topic]
+	p.mu.Unlock()
+	if m != nil && !refresh && time.Since(m.fetched) < metadataRefresh {
+		return m.partitions, nil
+	}
+	parts, err := p.lookup(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int, len(parts))
+	for i, part := range parts {
+		ids[i] = part.ID
+	}
+	sort.Ints(ids)
+	p.mu.Lock()
+	p.meta[topic] = &topicMeta{partitions: ids, fetched: time.Now()}
+	p.mu.Unlock()
+	return ids, nil
+}
+
+// pickPartition chooses the partition for key: the Java client's murmur2
+// partitioner for keyed records, round-robin otherwise.
+func (p *producer) pickPartition(ctx context.Context, topic string, key []byte) (int, error) {
+	ids, err := p.partitions(ctx, topic, false)
+	if err != nil {
+		return 0, err
+	}
+	if len(key) > 0 {
+		return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: key}, ids...), nil
+	}
+	return ids[int(p.rr.Add(1))%len(ids)], nil
+}
+
+// send writes msg to the topic partition and waits for the broker's
+// acknowledgement or ctx.
+func (p *producer) send(ctx context.Context, topic string, partition int, msg kafka.Message) error {
+	pr := &pendingRecord{msg: msg, done: make(chan error, 1)}
+	q, err := p.queue(topic, partition)
+	if err != nil {
+		return err
+	}
+	select {
+	case q <- pr:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.done:
+		return errProducerClosed
+	}
+	select {
+	case err := <-pr.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.done:
+		return errProducerClosed
+	}
+}
+
+func (p *producer) queue(topic string, partition int) (chan *pendingRecord, error) {
+	tp := topicPartition{topic, partition}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errProducerClosed
+	}
+	q, ok := p.queues[tp]
+	if !ok {
+		q = make(chan *pendingRecord, p.maxBatch)
+		p.queues[tp] = q
+		p.wg.Add(1)
+		go p.run(tp, q)
+	}
+	return q, nil
+}
+
+const writeTimeout = 30 * time.Second
+
+func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
+	defer p.wg.Done()
+	var conn *kafka.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}()
+	batch := make([]*pendingRecord, 0, p.maxBatch)
+	msgs := make([]kafka.Message, 0, p.maxBatch)
+	for {
+		batch, msgs = batch[:0], msgs[:0]
+		select {
+		case first := <-q:
+			batch = append(batch, first)
+		case <-p.done:
+			return
+		}
+	fill:
+		for len(batch) < p.maxBatch {
+			select {
+			case next := <-q:
+				batch = append(batch, next)
+			default:
+				break fill
+			}
+		}
+		for _, b := range batch {
+			msgs = append(msgs, b.msg)
+		}
+		var err error
+		if conn == nil {
+			conn, err = p.dial(tp)
+		}
+		if err == nil {
+			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_, err = conn.WriteMessages(msgs...)
+			if err != nil {
+				// The leader may have moved or the connection broken:
+				// dial again for the next batch.
+				_ = conn.Close()
+				conn = nil
+			}
+		}
+		if errors.Is(err, kafka.UnknownTopicOrPartition) {
+			err = errTopicMissing{tp.topic}
+		}
+		for _, b := range batch {
+			b.done <- err
+		}
+	}
+}
+
+func (p *producer) dial(tp topicPartition) (*kafka.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	conn, err := p.dialer.DialLeader(ctx, "tcp", p.broker(), tp.topic, tp.partition)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.SetRequiredAcks(p.acks); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (p *producer) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	close(p.done)
+	p.mu.Unlock()
+	p.wg.Wait()
+}

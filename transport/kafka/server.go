@@ -1,0 +1,423 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/dispatch"
+)
+
+type serverConfig struct {
+	commonConfig
+	interceptors    []grpc.UnaryServerInterceptor
+	maxConcurrency  int
+	dedupSize       int
+	dedupTTL        time.Duration
+	heartbeat       time.Duration
+	session         time.Duration
+	deadLetterTopic string
+}
+
+// Server takes requests from the request topics of the services registered
+// on it, through one consumer group per service, and writes the replies.
+type Server struct {
+	*base
+	cfg  serverConfig
+	disp *dispatch.Server
+	sem  chan struct{}
+
+	mu             sync.Mutex
+	regErr         error
+	state          int // 0 new, 1 serving, 2 stopping
+	readers        []*kafka.Reader
+	fetchCtx       context.Context
+	stopFetch      context.CancelFunc
+	handlerCtx     context.Context
+	cancelHandlers context.CancelFunc
+	fetchers       sync.WaitGroup
+	handlers       sync.WaitGroup
+	stopped        chan struct{}
+
+	stats serverStats
+}
+
+type serverStats struct {
+	handled, expired, malformed, replyFailed, commitFailed atomic.Int64
+}
+
+// ServerStats are counters of a Server.
+type ServerStats struct {
+	// Handled counts requests answered.
+	Handled int64
+	// Expired counts requests skipped because their deadline had passed.
+	Expired int64
+	// Malformed counts records that were not answerable requests.
+	Malformed int64
+	// ReplyFailed counts replies that could not be written.
+	ReplyFailed int64
+	// CommitFailed counts failed offset commits.
+	CommitFailed int64
+}
+
+var _ grpc.ServiceRegistrar = (*Server)(nil)
+
+// NewServer returns a Server for the brokers. Register services on it, then
+// call Serve.
+func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
+	cfg := serverConfig{
+		commonConfig:   defaultCommon(),
+		maxConcurrency: 512,
+		dedupSize:      10000,
+		dedupTTL:       10 * time.Minute,
+		heartbeat:      500 * time.Millisecond,
+		session:        6 * time.Second,
+	}
+	for _, o := range opts {
+		o.applyServer(&cfg)
+	}
+	if cfg.maxConcurrency < 1 {
+		return nil, fmt.Errorf("kafka: max concurrent requests %d must be at least 1", cfg.maxConcurrency)
+	}
+	if cfg.heartbeat <= 0 || cfg.session <= cfg.heartbeat {
+		return nil, fmt.Errorf("kafka: group timings heartbeat %v, session %v: both must be positive and the session longer than the heartbeat", cfg.heartbeat, cfg.session)
+	}
+	if cfg.deadLetterTopic != "" {
+		if err := purista.ValidateTopic(cfg.deadLetterTopic); err != nil {
+			return nil, fmt.Errorf("kafka: dead-letter topic: %w", err)
+		}
+	}
+	b, err := newBase(brokers, cfg.commonConfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.commonConfig = b.cfg
+	var dd *dispatch.Dedup
+	if cfg.dedupSize > 0 {
+		dd = dispatch.NewDedup(cfg.dedupSize, cfg.dedupTTL)
+	}
+	s := &Server{
+		base:    b,
+		cfg:     cfg,
+		disp:    dispatch.NewServer(cfg.logger, dd, cfg.interceptors...),
+		sem:     make(chan struct{}, cfg.maxConcurrency),
+		stopped: make(chan struct{}),
+	}
+	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
+	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// RegisterService registers a service implementation, as grpc.Server does.
+// It must be called before Serve; an error is returned by Serve.
+func (s *Server) RegisterService(sd *grpc.ServiceDesc, impl any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if s.state != 0 {
+		err = fmt.Errorf("kafka: RegisterService(%s) after Serve: register every service before serving", sd.ServiceName)
+	} else {
+		err = s.disp.Register(sd, impl)
+	}
+	if err != nil && s.regErr == nil {
+		s.regErr = err
+	}
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Handled: s.stats.handled.Load(), Expired: s.stats.expired.Load(), Malformed: s.stats.malformed.Load(),
+		ReplyFailed: s.stats.replyFailed.Load(), CommitFailed: s.stats.commitFailed.Load(),
+	}
+}
+
+// Serve joins the consumer groups of the registered services and handles
+// requests until ctx ends or Stop or GracefulStop is called. It returns nil
+// after a stop, and an error when it cannot start.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.regErr != nil {
+		s.mu.Unlock()
+		return s.regErr
+	}
+	if s.state != 0 {
+		s.mu.Unlock()
+		return errors.New("kafka: Serve called twice: a Server serves once")
+	}
+	s.state = 1
+	s.mu.Unlock()
+
+	names := s.disp.ServiceNames()
+	if len(names) == 0 {
+		return errors.New("kafka: no services registered: call pb.RegisterXxxServer(srv, impl) before Serve")
+	}
+	if err := s.ping(ctx); err != nil {
+		return err
+	}
+	services := make([]*purista.Service, 0, len(names))
+	for _, n := range names {
+		if d, ok := purista.LookupService(n); ok {
+			services = append(services, d)
+		} else {
+			services = append(services, &purista.Service{Name: n})
+		}
+	}
+	specs := servicesTopics(s.base, services)
+	if s.cfg.ensureTopics {
+		if _, err := ensureTopics(ctx, s.base, specs); err != nil {
+			return err
+		}
+	} else if err := checkTopics(ctx, s.base, specs); err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	for _, n := range names {
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:               s.brokers,
+			GroupID:               s.groupID(n),
+			Topic:                 s.requestTopic(n),
+			Dialer:                s.dialer,
+			MinBytes:              1,
+			MaxBytes:              16 << 20,
+			MaxWait:               500 * time.Millisecond,
+			QueueCapacity:         s.cfg.maxConcurrency,
+			HeartbeatInterval:     s.cfg.heartbeat,
+			SessionTimeout:        s.cfg.session,
+			RebalanceTimeout:      s.cfg.session,
+			JoinGroupBackoff:      200 * time.Millisecond,
+			CommitInterval:        50 * time.Millisecond,
+			StartOffset:           kafka.FirstOffset,
+			ReadBackoffMin:        10 * time.Millisecond,
+			ReadBackoffMax:        500 * time.Millisecond,
+			WatchPartitionChanges: true,
+			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+				s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
+			}),
+		})
+		s.readers = append(s.readers, r)
+		s.fetchers.Add(1)
+		go s.fetchLoop(r)
+	}
+	s.mu.Unlock()
+	s.cfg.logger.Info("kafka: serving", "services", names, "brokers", s.brokers)
+
+	select {
+	case <-ctx.Done():
+		s.GracefulStop()
+	case <-s.stopped:
+	}
+	return nil
+}
+
+func (s *Server) fetchLoop(r *kafka.Reader) {
+	defer s.fetchers.Done()
+	tracker := newOffsetTracker()
+	keyTails := map[string]chan struct{}{}
+	var keyMu sync.Mutex
+	for {
+		m, err := r.FetchMessage(s.fetchCtx)
+		if err != nil {
+			if s.fetchCtx.Err() != nil {
+				return
+			}
+			s.cfg.logger.Warn("kafka: fetching requests failed; retrying", "topic", r.Config().Topic, "error", err)
+			select {
+			case <-s.fetchCtx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.fetchCtx.Done():
+			// Not started, so not committed: another instance takes it.
+			return
+		}
+		tracker.start(m.Partition, m.Offset)
+		// Requests with the same key run in the order they were fetched.
+		var wait, mine chan struct{}
+		if len(m.Key) > 0 {
+			mine = make(chan struct{})
+			keyMu.Lock()
+			wait = keyTails[string(m.Key)]
+			keyTails[string(m.Key)] = mine
+			keyMu.Unlock()
+		}
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			defer func() { <-s.sem }()
+			if wait != nil {
+				<-wait
+			}
+			s.handle(m)
+			if mine != nil {
+				close(mine)
+				keyMu.Lock()
+				if keyTails[string(m.Key)] == mine {
+					delete(keyTails, string(m.Key))
+				}
+				keyMu.Unlock()
+			}
+			if off, ok := tracker.finish(m.Partition, m.Offset); ok {
+				if err := r.CommitMessages(context.Background(), kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: off - 1}); err != nil {
+					s.stats.commitFailed.Add(1)
+					s.cfg.logger.Warn("kafka: commit failed; the request may be delivered again", "topic", m.Topic, "partition", m.Partition, "offset", off, "error", err)
+				}
+			}
+		}()
+	}
+}
+
+// handle answers one request record. It never panics and always returns,
+// so the record's offset can be committed.
+func (s *Server) handle(m kafka.Message) {
+	h := decodeRequestHeaders(m.Headers)
+	if h.id == "" || h.replyTo == "" || h.method == "" {
+		s.stats.malformed.Add(1)
+		reason := "record is not a purista request: purista-id, purista-reply-to or purista-method header missing"
+		s.cfg.logger.Warn("kafka: request skipped", "reason", reason, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		s.deadLetter(m, reason)
+		return
+	}
+	if h.version != protocolVersion {
+		s.reply(h, m, dispatch.Result{Err: status.Errorf(codes.FailedPrecondition, "purista protocol version %q is not supported by this server: it speaks version %s", h.version, protocolVersion)})
+		return
+	}
+	now := time.Now()
+	if !h.deadline.IsZero() && !now.Before(h.deadline) {
+		s.stats.expired.Add(1)
+		s.cfg.logger.Info("kafka: request expired while waiting; not executed", "method", h.method, "id", h.id, "late_by", now.Sub(h.deadline).String())
+		return
+	}
+	method, err := s.disp.Lookup(h.method)
+	if err != nil {
+		s.reply(h, m, dispatch.Result{Err: err})
+		return
+	}
+	deadline := h.deadline
+	if deadline.IsZero() {
+		deadline = now.Add(dispatch.MethodTimeout(h.method, s.cfg.defaultTimeout))
+	}
+	ctx, cancel := context.WithDeadline(s.handlerCtx, deadline)
+	defer cancel()
+	ctx = metadata.NewIncomingContext(ctx, h.md)
+	res := s.disp.Call(ctx, method, h.idempotencyKey, func(v any) error {
+		msg, ok := v.(proto.Message)
+		if !ok {
+			return fmt.Errorf("%T is not a protobuf message", v)
+		}
+		return proto.Unmarshal(m.Value, msg)
+	})
+	s.reply(h, m, res)
+}
+
+func (s *Server) reply(h requestHeaders, req kafka.Message, res dispatch.Result) {
+	st := status.Convert(res.Err)
+	var body []byte
+	if res.Err == nil {
+		msg, ok := res.Response.(proto.Message)
+		if !ok {
+			st = status.Newf(codes.Internal, "handler for %s returned %T, not a protobuf message", h.method, res.Response)
+		} else if b, err := proto.Marshal(msg); err != nil {
+			st = status.Newf(codes.Internal, "marshal response of %s: %v", h.method, err)
+		} else {
+			body = b
+		}
+	}
+	headers := make([]kafka.Header, 0, 6+len(res.Header)+len(res.Trailer))
+	headers = append(headers,
+		kafka.Header{Key: hdrVersion, Value: []byte(protocolVersion)},
+		kafka.Header{Key: hdrCorrelationID, Value: []byte(h.id)},
+		kafka.Header{Key: hdrStatus, Value: strconv.AppendInt(nil, int64(st.Code()), 10)},
+	)
+	if st.Code() != codes.OK {
+		body = nil
+		headers = append(headers, kafka.Header{Key: hdrMessage, Value: []byte(st.Message())})
+		if b, err := proto.Marshal(st.Proto()); err == nil {
+			headers = append(headers, kafka.Header{Key: hdrStatusBin, Value: b})
+		}
+	}
+	headers = appendMD(headers, hdrHeaderPrefix, res.Header)
+	headers = appendMD(headers, hdrTrailerPrefix, res.Trailer)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.prod.send(ctx, h.replyTo, 0, kafka.Message{Value: body, Headers: headers})
+	if err != nil {
+		s.stats.replyFailed.Add(1)
+		s.cfg.logger.Warn("kafka: reply not written; the caller will time out", "reply_to", h.replyTo, "method", h.method, "id", h.id, "error", err)
+		return
+	}
+	s.stats.handled.Add(1)
+}
+
+func (s *Server) deadLetter(m kafka.Message, reason string) {
+	if s.cfg.deadLetterTopic == "" {
+		return
+	}
+	headers := append(append([]kafka.Header(nil), m.Headers...),
+		kafka.Header{Key: hdrDeadLetterReason, Value: []byte(reason)},
+		kafka.Header{Key: "purista-dead-letter-source", Value: []byte(fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset))},
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	part, err := s.prod.pickPartition(ctx, s.cfg.deadLetterTopic, m.Key)
+	if err == nil {
+		err = s.prod.send(ctx, s.cfg.deadLetterTopic, part, kafka.Message{Key: m.Key, Value: m.Value, Headers: headers})
+	}
+	if err != nil {
+		s.cfg.logger.Error("kafka: dead letter not written", "topic", s.cfg.deadLetterTopic, "error", err)
+	}
+}
+
+// GracefulStop stops taking requests, waits for the ones in progress to be
+// answered, commits their offsets and leaves the consumer groups, so other
+// instances take over the partitions at once.
+func (s *Server) GracefulStop() { s.stop(false) }
+
+// Stop is GracefulStop that also cancels the contexts of handlers in
+// progress; their callers get the handlers' errors.
+func (s *Server) Stop() { s.stop(true) }
+
+func (s *Server) stop(cancelHandlers bool) {
+	s.mu.Lock()
+	if s.state == 2 {
+		s.mu.Unlock()
+		<-s.stopped
+		return
+	}
+	s.state = 2
+	readers := s.readers
+	s.mu.Unlock()
+
+	s.stopFetch()
+	if cancelHandlers {
+		s.cancelHandlers()
+	}
+	s.fetchers.Wait()
+	s.handlers.Wait()
+	var wg sync.WaitGroup
+	for _, r := range readers {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.Close() }()
+	}
+	wg.Wait()
+	s.cancelHandlers()
+	s.close()
+	close(s.stopped)
+}
