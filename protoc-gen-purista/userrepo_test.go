@@ -56,10 +56,13 @@ func TestUserRepo(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(repo, "shop"))
 	cmd.Dir = repo
-	out, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("running the user's program: %v\n%s", err, out)
+		t.Fatalf("running the user's program: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
 	}
+	t.Logf("the user's program logged:\n%s", stderr.String())
 	want := "placed order-1 for c-42\n" +
 		"request topic purista.rpc.shop.v1.OrdersService, key c-42, timeout 5s, event shop.v1.OrderPlaced\n" +
 		"event shop.v1.OrderPlaced on purista.event.shop.v1.OrderPlaced, key c-42: order-1\n"
