@@ -47,6 +47,13 @@ const (
 	PathRoutes    = "/routes"
 )
 
+// TopicNamer is implemented by a connection that knows the request topic
+// it sends a service's calls to (a Kafka connection with a topic prefix, for
+// example). The gateway then shows that topic in /routes and in 504 messages.
+type TopicNamer interface {
+	RequestTopic(service string) string
+}
+
 // Gateway is an http.Handler serving the HTTP routes of a set of services
 // over a client connection. Create it with New.
 type Gateway struct {
@@ -137,7 +144,16 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 	}
 
 	var err error
-	g.routes, err = buildRoutes(c.services, c.defTimeout, c.maxTimeout)
+	topicOf := func(s *purista.Service) string {
+		if s.RequestTopic != "" {
+			return s.RequestTopic
+		}
+		return purista.DefaultRequestTopic(s.Name)
+	}
+	if tn, ok := conn.(TopicNamer); ok {
+		topicOf = func(s *purista.Service) string { return tn.RequestTopic(s.Name) }
+	}
+	g.routes, err = buildRoutes(c.services, topicOf, c.defTimeout, c.maxTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -51,14 +51,11 @@ type route struct {
 // that declares HTTP bindings without a RegisterHTTP function and on two
 // bindings of the same verb and path template, which grpc-gateway would
 // otherwise resolve silently in favour of the later one.
-func buildRoutes(services []*purista.Service, defTimeout, maxTimeout time.Duration) ([]*route, error) {
+func buildRoutes(services []*purista.Service, topicOf func(*purista.Service) string, defTimeout, maxTimeout time.Duration) ([]*route, error) {
 	var out []*route
 	seen := map[string]*route{}
 	for _, s := range services {
-		topic := s.RequestTopic
-		if topic == "" {
-			topic = purista.DefaultRequestTopic(s.Name)
-		}
+		topic := topicOf(s)
 		for _, m := range s.Methods {
 			if len(m.HTTP) == 0 {
 				continue

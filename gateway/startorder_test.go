@@ -52,7 +52,9 @@ func testServiceNeverStarts(t *testing.T, env conformance.Env) {
 		t.Errorf("504 after %v, want about 1s", took)
 	}
 	svc := echoService().Name
-	mustContain(t, "message", r.err(t).Message, svc, purista.RequestTopic(svc))
+	msg := r.err(t).Message
+	mustContain(t, "message", msg, svc, purista.RequestTopic(svc))
+	t.Logf("504: %s", msg)
 
 	// Now the service starts; a call with the same partition key, sent
 	// after, is answered, so the service has passed the expired request.
