@@ -6,15 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 
-	"github.com/purista-go/purista/embedded"
 	"github.com/purista-go/purista/internal/conformance"
+	"github.com/purista-go/purista/internal/kafkatest"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -90,28 +89,8 @@ func (e *env) Server(t testing.TB, o conformance.Options) conformance.Server {
 	return &server{Server: srv}
 }
 
-func startEmbedded(t testing.TB) []string {
-	b, err := embedded.Start()
-	if err != nil {
-		t.Fatalf("embedded broker: %v", err)
-	}
-	t.Cleanup(b.Close)
-	return b.Addrs()
-}
-
-func TestConformanceEmbedded(t *testing.T) {
-	brokers := startEmbedded(t)
-	conformance.Run(t, func(t testing.TB) conformance.Env { return newEnv(t, brokers) })
-}
-
-func TestConformanceKafka(t *testing.T) {
-	v := os.Getenv("PURISTA_KAFKA_BROKERS")
-	if v == "" {
-		if os.Getenv("PURISTA_REQUIRE_KAFKA") == "1" {
-			t.Fatal("PURISTA_REQUIRE_KAFKA=1 but PURISTA_KAFKA_BROKERS is not set: run the tests through scripts/kafka.sh")
-		}
-		t.Skip("real Kafka suite skipped: PURISTA_KAFKA_BROKERS is not set")
-	}
-	brokers := strings.Split(v, ",")
-	conformance.Run(t, func(t testing.TB) conformance.Env { return newEnv(t, brokers) })
+func TestConformance(t *testing.T) {
+	kafkatest.Brokers(t, func(t *testing.T, brokers []string) {
+		conformance.Run(t, func(t testing.TB) conformance.Env { return newEnv(t, brokers) })
+	})
 }

@@ -1,0 +1,175 @@
+package kafka_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
+	"github.com/purista-go/purista/internal/conformance"
+	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/transport/inproc"
+)
+
+// benchPayload is the request payload of every benchmark: 256 bytes.
+var benchPayload = bytes.Repeat([]byte("x"), 256)
+
+// grpcEcho serves the Echo service over direct gRPC on loopback.
+func grpcEcho(tb testing.TB) testingv1.EchoServiceClient {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testingv1.RegisterEchoServiceServer(gs, &conformance.EchoServer{Name: "grpc"})
+	go func() { _ = gs.Serve(lis) }()
+	tb.Cleanup(gs.Stop)
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cc.Close() })
+	return testingv1.NewEchoServiceClient(cc)
+}
+
+// kafkaEcho serves the Echo service over the Kafka transport.
+func kafkaEcho(tb testing.TB, brokers []string) testingv1.EchoServiceClient {
+	e := newEnv(tb, brokers)
+	srv := e.Server(tb, conformance.Options{})
+	testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "kafka"})
+	srv.Start(tb)
+	tb.Cleanup(srv.Stop)
+	c := testingv1.NewEchoServiceClient(e.Client(tb, conformance.Options{}))
+	// Wait until the server has joined its group and answers.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Echo(ctx, &testingv1.EchoRequest{Message: "warm-up"}); err != nil {
+		tb.Fatalf("warm-up call: %v", err)
+	}
+	return c
+}
+
+func inprocEcho(tb testing.TB) testingv1.EchoServiceClient {
+	ch := inproc.New()
+	testingv1.RegisterEchoServiceServer(ch, &conformance.EchoServer{Name: "inproc"})
+	tb.Cleanup(func() { _ = ch.Close() })
+	return testingv1.NewEchoServiceClient(ch)
+}
+
+func call(tb testing.TB, c testingv1.EchoServiceClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload}); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// sequentialP50 makes n calls one after another and returns the median latency.
+func sequentialP50(tb testing.TB, c testingv1.EchoServiceClient, n int) time.Duration {
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		start := time.Now()
+		call(tb, c)
+		lat[i] = time.Since(start)
+	}
+	slices.Sort(lat)
+	return lat[n/2]
+}
+
+// throughput makes n calls with inflight in flight and returns calls per second.
+func throughput(tb testing.TB, c testingv1.EchoServiceClient, n, inflight int) float64 {
+	var wg sync.WaitGroup
+	work := make(chan struct{}, n)
+	for range n {
+		work <- struct{}{}
+	}
+	close(work)
+	start := time.Now()
+	for range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				call(tb, c)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// BenchmarkUnary measures one call at a time (ns/op is the mean latency)
+// and 64 calls in flight, per transport.
+func BenchmarkUnary(b *testing.B) {
+	brokers := kafkatest.Embedded(b)
+	clients := []struct {
+		name string
+		c    testingv1.EchoServiceClient
+	}{
+		{"grpc", grpcEcho(b)},
+		{"inproc", inprocEcho(b)},
+		{"kafka-embedded", kafkaEcho(b, brokers)},
+	}
+	for _, tc := range clients {
+		b.Run(tc.name+"/sequential", func(b *testing.B) {
+			for b.Loop() {
+				call(b, tc.c)
+			}
+		})
+		b.Run(tc.name+"/inflight64", func(b *testing.B) {
+			b.SetParallelism(32) // 2 cores x 32 = 64 goroutines
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					call(b, tc.c)
+				}
+			})
+		})
+	}
+}
+
+var figuresOnce sync.Once
+
+// BenchmarkKafkaVsGRPC measures the Kafka transport on the embedded broker
+// and direct gRPC side by side, in alternating rounds, and prints the
+// ratios of their medians as figure: lines. Its work is fixed: run it with
+// -benchtime=1x.
+func BenchmarkKafkaVsGRPC(b *testing.B) {
+	brokers := kafkatest.Embedded(b)
+	g, k := grpcEcho(b), kafkaEcho(b, brokers)
+	const rounds, seqCalls, parCalls, inflight = 5, 300, 5000, 64
+	var gP50, kP50, gRPS, kRPS []float64
+	for range b.N {
+		for range rounds {
+			gP50 = append(gP50, float64(sequentialP50(b, g, seqCalls)))
+			kP50 = append(kP50, float64(sequentialP50(b, k, seqCalls)))
+			gRPS = append(gRPS, throughput(b, g, parCalls, inflight))
+			kRPS = append(kRPS, throughput(b, k, parCalls, inflight))
+		}
+	}
+	b.ReportMetric(median(kP50)/1e3, "kafka-p50-µs")
+	b.ReportMetric(median(gP50)/1e3, "grpc-p50-µs")
+	b.ReportMetric(median(kRPS), "kafka-calls/s")
+	b.ReportMetric(median(gRPS), "grpc-calls/s")
+	figuresOnce.Do(func() {
+		fmt.Printf("figure: kafka_p50_us %.0f\n", median(kP50)/1e3)
+		fmt.Printf("figure: grpc_p50_us %.0f\n", median(gP50)/1e3)
+		fmt.Printf("figure: kafka_rps64 %.0f\n", median(kRPS))
+		fmt.Printf("figure: grpc_rps64 %.0f\n", median(gRPS))
+		fmt.Printf("figure: kafka_p50_vs_grpc %.2f\n", median(kP50)/median(gP50))
+		fmt.Printf("figure: kafka_rps64_vs_grpc %.2f\n", median(kRPS)/median(gRPS))
+	})
+}
