@@ -8,6 +8,11 @@
 #                                          stop Kafka, delete its data, exit
 #                                          with the command's status
 #   scripts/kafka.sh fetch                 only resolve the jars into the cache
+#   scripts/kafka.sh check                 exit 0 if Java 17+ and Maven are
+#                                          usable, else print why and exit 1
+#
+# `run` exits 125 when the broker could not be started (so callers can tell
+# that apart from the command failing).
 #
 # Needs Java 17+ and Maven. The broker jars come from Maven Central
 # (org.apache.kafka:kafka_2.13, see scripts/kafka/pom.xml) into the ignored
@@ -26,7 +31,6 @@ pom=$root/scripts/kafka/pom.xml
 timeout=${KAFKA_START_TIMEOUT:-90}
 
 say() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
 now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -35,12 +39,27 @@ usage() {
 	exit 2
 }
 
-need_tools() {
-	command -v java >/dev/null || die "java not found: install Java 17+ (for example apt-get install openjdk-17-jre-headless)"
-	command -v mvn >/dev/null || die "mvn not found: install Maven (for example apt-get install maven)"
+# missing_tools prints why this machine cannot run the broker, if it cannot.
+missing_tools() {
+	local missing=()
+	command -v java >/dev/null || missing+=(java)
+	command -v mvn >/dev/null || missing+=(mvn)
+	if [[ ${#missing[@]} -gt 0 ]]; then
+		local IFS=/
+		printf '%s not found (install Java 17+ and Maven, for example apt-get install openjdk-17-jre-headless maven)\n' "${missing[*]}"
+		return 0
+	fi
 	local jv
 	jv=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
-	[[ ${jv%%.*} -ge 17 ]] 2>/dev/null || die "Kafka $version needs Java 17 or newer; found java.specification.version=${jv:-unknown}"
+	if ! [[ ${jv%%.*} -ge 17 ]] 2>/dev/null; then
+		printf 'Kafka %s needs Java 17 or newer, found java.specification.version=%s\n' "$version" "${jv:-unknown}"
+	fi
+}
+
+need_tools() {
+	local why
+	why=$(missing_tools)
+	[[ -z $why ]] || { say "$why"; exit 125; }
 }
 
 # fetch resolves the broker jars once; a marker file makes a half-finished
@@ -49,15 +68,22 @@ fetch() {
 	if [[ -f $cache/.complete ]]; then
 		return 0
 	fi
+	mkdir -p "$cache"
+	# Two runs on a cold cache (two terminals, parallel CI jobs) take turns.
+	if command -v flock >/dev/null; then
+		exec 9>"$cache/.lock"
+		flock 9
+		[[ -f $cache/.complete ]] && return 0
+	fi
 	say "resolving org.apache.kafka:kafka_2.13:$version and its runtime dependencies with Maven (first run only)..."
 	rm -rf "$libs"
-	mkdir -p "$cache"
 	if ! mvn -B -q -f "$pom" \
 		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >"$cache/mvn.log" 2>&1; then
 		tail -n 40 "$cache/mvn.log" >&2
-		die "Maven could not resolve Kafka $version (log above, full log in $cache/mvn.log)"
+		say "Maven could not resolve Kafka $version (log above, full log in $cache/mvn.log)"
+		exit 125
 	fi
-	[[ -f $libs/kafka_2.13-$version.jar ]] || die "Maven finished but $libs/kafka_2.13-$version.jar is missing"
+	[[ -f $libs/kafka_2.13-$version.jar ]] || { say "Maven finished but $libs/kafka_2.13-$version.jar is missing"; exit 125; }
 	touch "$cache/.complete"
 }
 
@@ -65,7 +91,7 @@ fetch() {
 kafkaready=$root/.cache/bin/kafkaready
 build_helper() {
 	(cd "$root" && go build -o "$kafkaready" ./internal/kafkatest/cmd/kafkaready) ||
-		die "could not build internal/kafkatest/cmd/kafkaready"
+		{ say "could not build internal/kafkatest/cmd/kafkaready"; exit 125; }
 }
 
 data=
@@ -100,7 +126,7 @@ run() {
 	fetch &
 	local fetch_pid=$!
 	build_helper
-	wait "$fetch_pid" || exit 1
+	wait "$fetch_pid" || exit 125
 
 	trap 'stop_broker' EXIT
 	trap 'stop_broker; exit 130' INT
@@ -160,7 +186,8 @@ run() {
 	if ! java "${jvm[@]}" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$cp" kafka.tools.StorageTool format \
 		-t "$cluster_id" -c "$data/server.properties" >"$data/format.log" 2>&1; then
 		cat "$data/format.log" >&2
-		die "formatting KRaft storage failed"
+		say "formatting KRaft storage failed"
+		exit 125
 	fi
 
 	local t_format
@@ -172,7 +199,7 @@ run() {
 		say "Kafka did not become ready at $addr within ${timeout}s; broker log tail:"
 		tail -n 60 "$data/server.log" >&2 2>/dev/null || true
 		tail -n 20 "$data/stdout.log" >&2 2>/dev/null || true
-		exit 1
+		exit 125
 	fi
 	local running
 	running=$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$data/server.log" | head -n 1)
@@ -191,6 +218,10 @@ case ${1:-} in
 run)
 	shift
 	run "$@"
+	;;
+check)
+	why=$(missing_tools)
+	[[ -z $why ]] || { printf '%s\n' "$why"; exit 1; }
 	;;
 fetch)
 	need_tools

@@ -55,6 +55,10 @@ const SkipMessage = "real Kafka suite skipped: PURISTA_KAFKA_BROKERS is not set 
 // real broker; the test report counts these lines.
 const RealMarker = "kafkatest: real Apache Kafka"
 
+// BrokerInfoMarker starts the log line in which TestRealKafkaBroker describes
+// the real broker; the test report repeats it in its summary.
+const BrokerInfoMarker = "kafkatest: broker info:"
+
 // Embedded starts an embedded broker for the test and closes it in
 // t.Cleanup. It returns the bootstrap addresses.
 func Embedded(t testing.TB, opts ...embedded.Option) []string {

@@ -44,8 +44,8 @@ func TestRealKafkaBroker(t *testing.T) {
 	if meta.ClusterID == "purista-embedded" || meta.ClusterID == "kfake" {
 		t.Fatalf("PURISTA_KAFKA_BROKERS points at an embedded broker (cluster id %q), not real Kafka", meta.ClusterID)
 	}
-	t.Logf("Apache Kafka %s: cluster %s, controller node %d, %d broker(s), %d API keys (Produce v%d-v%d, Fetch v%d-v%d)",
-		kafkatest.Version(), meta.ClusterID, meta.Controller.ID, len(meta.Brokers), len(av.ApiKeys),
+	t.Logf("%s Apache Kafka %s: cluster %s, controller node %d, %d broker(s), %d API keys (Produce v%d-v%d, Fetch v%d-v%d)",
+		kafkatest.BrokerInfoMarker, kafkatest.Version(), meta.ClusterID, meta.Controller.ID, len(meta.Brokers), len(av.ApiKeys),
 		produce.MinVersion, produce.MaxVersion, fetch.MinVersion, fetch.MaxVersion)
 }
 

@@ -1,0 +1,81 @@
+# purista-go developer tasks. `make help` lists them.
+#
+# Everything runs offline except for package registries: buf comes from npm
+# into .cache/buf, protoc plugins are Go tools pinned in tools/go.mod, the
+# google/api protos come from a pinned Go module into third_party/, and the
+# real Kafka broker for tests comes from Maven Central into .cache/kafka.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+BUF_VERSION := 1.75.0
+BUF := .cache/buf/node_modules/.bin/buf
+BENCHTIME ?= 1s
+# Extra flags for go test, e.g. make test GO_TEST_FLAGS='-run TestX -race'.
+GO_TEST_FLAGS ?=
+export GO_TEST_FLAGS
+
+.PHONY: help tools generate check-generated lint test test-kafka demo bench
+
+help: ## Show this list.
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@echo
+	@echo "  Variables: V=1 (plain go test -v output), GO_TEST_FLAGS, BENCHTIME=$(BENCHTIME),"
+	@echo "  PURISTA_REQUIRE_KAFKA=1 (fail instead of skipping the real-Kafka suite)."
+
+$(BUF):
+	npm install --no-save --no-audit --no-fund --loglevel=error --prefix .cache/buf @bufbuild/buf@$(BUF_VERSION)
+
+tools: $(BUF) ## Install buf (npm, into .cache) and fetch google/api protos (into third_party).
+	@$(BUF) --version | grep -qx '$(BUF_VERSION)' || npm install --no-save --no-audit --no-fund --loglevel=error --prefix .cache/buf @bufbuild/buf@$(BUF_VERSION)
+	@scripts/fetch-googleapis.sh
+
+generate: tools ## Regenerate gen/ (and every buf.gen.yaml output) from proto/.
+	$(BUF) generate
+	go test ./protoc-gen-purista -run '^TestGolden$$' -count=1 -update # plugin golden files
+
+check-generated: generate ## Fail if regenerating changes the tree (run on a clean tree).
+	@if [ -n "$$(git status --porcelain)" ]; then \
+		echo "check-generated: the tree differs after 'make generate' (commit the regenerated files):"; \
+		git status --porcelain; \
+		git --no-pager diff; \
+		exit 1; \
+	fi
+	@echo "check-generated: generated code is up to date"
+
+lint: tools ## gofmt, go vet and buf lint.
+	@files=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	if [ -n "$$files" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi
+	go vet ./...
+	$(BUF) lint
+
+# make test runs the whole suite once. With Java 17+ and Maven it runs under
+# scripts/kafka.sh, so the tests' "kafka" subtests use a real Apache Kafka
+# broker next to the "embedded" ones; otherwise they are skipped with one line
+# saying why (a failure with PURISTA_REQUIRE_KAFKA=1).
+test: ## Run all tests (embedded broker; real Kafka too when Java 17 + Maven exist).
+	@if why=$$(scripts/kafka.sh check); then \
+		rc=0; scripts/kafka.sh run -- scripts/gotest.sh ./... || rc=$$?; \
+		if [ $$rc -ne 125 ]; then exit $$rc; fi; \
+		why="the Kafka broker did not start (see above)"; \
+	fi; \
+	if [ "$${PURISTA_REQUIRE_KAFKA:-}" = 1 ]; then \
+		echo "real Kafka suite required (PURISTA_REQUIRE_KAFKA=1) but cannot run: $$why"; exit 1; \
+	fi; \
+	echo "real Kafka suite skipped: $$why"; \
+	scripts/gotest.sh ./...
+
+test-kafka: ## Run only the tests that use a real Apache Kafka broker (needs Java 17 + Maven).
+	@pkgs=$$(go list -e -f '{{.ImportPath}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}' ./... \
+		| awk '/ github.com\/purista-go\/purista\/internal\/kafkatest( |$$)/ { print $$1 }'); \
+	PURISTA_REQUIRE_KAFKA=1 PURISTA_KAFKA_ONLY=1 scripts/kafka.sh run -- scripts/gotest.sh $$pkgs
+
+demo: ## Run the demo on the embedded broker (needs only Go).
+	go run ./examples/demo
+
+bench: ## Run benchmarks and print the figure: lines they emit.
+	@mkdir -p .cache
+	@run=(); if scripts/kafka.sh check >/dev/null; then run=(scripts/kafka.sh run --); fi; \
+	"$${run[@]}" go test -run '^$$' -bench . -benchtime=$(BENCHTIME) -count=1 $(GO_TEST_FLAGS) ./... | tee .cache/bench.out; \
+	echo; echo "figures:"; grep -h 'figure:' .cache/bench.out || echo "  (no benchmark printed a figure: line)"
