@@ -128,7 +128,7 @@ func TestWrongVerb405(t *testing.T) {
 func TestMalformedJSON400(t *testing.T) {
 	cc, echo := startGRPC(t)
 	url, _ := startGateway(t, cc)
-	for _, body := range []string{`{"message":`, `{"message": 5}`, `not json`} {
+	for _, body := range []string{`{"message":`, `{"message": 5}`, `not json`, `{"message":"a"} trailing`} {
 		r := do(t, "POST", url+"/v1/echo", strings.NewReader(body), "Content-Type", "application/json")
 		expectStatus(t, r, 400)
 		e := r.err(t)

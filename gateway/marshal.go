@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // defaultMarshaler is grpc-gateway's default: protojson, unpopulated fields
@@ -18,15 +20,40 @@ func defaultMarshaler() runtime.Marshaler {
 	}}
 }
 
-// bodyMarshaler wraps a Marshaler so that a request body that does not
-// decode is reported as such: grpc-gateway passes the decoder's bare message
-// ("unexpected EOF") on as the 400's message.
-type bodyMarshaler struct{ runtime.Marshaler }
+// bodyMarshaler wraps the default Marshaler so that a request body that
+// does not decode is reported as such (grpc-gateway passes the decoder's
+// bare message, "unexpected EOF", on as the 400's message), and decodes a
+// body into a message with one protojson pass: JSONPb first scans the body
+// with encoding/json to find the end of the value.
+type bodyMarshaler struct {
+	runtime.Marshaler
+	unmarshal protojson.UnmarshalOptions
+}
+
+func newBodyMarshaler() bodyMarshaler {
+	return bodyMarshaler{
+		Marshaler: defaultMarshaler(),
+		unmarshal: protojson.UnmarshalOptions{DiscardUnknown: true},
+	}
+}
 
 func (m bodyMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
-	d := m.Marshaler.NewDecoder(r)
 	return runtime.DecoderFunc(func(v any) error {
-		err := d.Decode(v)
+		if pm, ok := v.(proto.Message); ok {
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return fmt.Errorf("reading the request body: %w", err)
+			}
+			if len(bytes.TrimSpace(b)) == 0 {
+				return io.EOF // no body: grpc-gateway leaves the message empty
+			}
+			if err := m.unmarshal.Unmarshal(b, pm); err != nil {
+				return fmt.Errorf("malformed JSON request body: %w", err)
+			}
+			return nil
+		}
+		// A body mapped to a non-message field.
+		err := m.Marshaler.NewDecoder(r).Decode(v)
 		if err == nil || errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			return err
 		}

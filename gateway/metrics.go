@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,7 +67,25 @@ func register[C prometheus.Collector](reg *prometheus.Registry, c C) (C, error) 
 	return c, nil
 }
 
-func (m *metrics) observe(label string, status int, d time.Duration) {
-	m.requests.WithLabelValues(label, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(label).Observe(d.Seconds())
+// routeMetrics are one route's series, resolved once instead of hashing
+// label values on every request.
+type routeMetrics struct {
+	m        *metrics
+	label    string
+	duration prometheus.Observer
+	byStatus sync.Map // int → prometheus.Counter
+}
+
+func (m *metrics) forRoute(label string) *routeMetrics {
+	return &routeMetrics{m: m, label: label, duration: m.duration.WithLabelValues(label)}
+}
+
+func (rm *routeMetrics) observe(status int, d time.Duration) {
+	c, ok := rm.byStatus.Load(status)
+	if !ok {
+		c, _ = rm.byStatus.LoadOrStore(status, rm.m.requests.WithLabelValues(rm.label, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	rm.duration.Observe(d.Seconds())
+	rm.m.inflight.Dec()
 }

@@ -45,6 +45,7 @@ func (r Route) String() string { return r.Verb + " " + r.Path }
 type route struct {
 	Route
 	label string
+	obs   *routeMetrics
 }
 
 // buildRoutes compiles the route table of services. It fails on a service
@@ -138,9 +139,9 @@ func newMatcher(routes []*route) (*matcher, error) {
 	verbs := map[string]bool{}
 	for _, r := range routes {
 		r := r
-		err := m.mux.HandlePath(r.Verb, r.Path, func(_ http.ResponseWriter, req *http.Request, _ map[string]string) {
-			if st := stateFrom(req.Context()); st != nil {
-				st.route = r
+		err := m.mux.HandlePath(r.Verb, r.Path, func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+			if mw, ok := w.(*matchWriter); ok {
+				mw.route = r
 			}
 		})
 		if err != nil {
@@ -156,31 +157,32 @@ func newMatcher(routes []*route) (*matcher, error) {
 }
 
 // match returns the route of r, or nil.
-func (m *matcher) match(r *http.Request, st *reqState) *route {
-	m.mux.ServeHTTP(discardWriter{}, r)
-	return st.route
+func (m *matcher) match(r *http.Request) *route {
+	w := matchWriter{}
+	m.mux.ServeHTTP(&w, r)
+	return w.route
 }
 
 // allowed lists the verbs that have a route for r's path.
 func (m *matcher) allowed(r *http.Request) []string {
 	var out []string
 	for _, v := range m.verbs {
-		st := &reqState{}
-		r2 := r.Clone(context.WithValue(r.Context(), stateKey{}, st))
+		r2 := r.Clone(r.Context())
 		r2.Method = v
 		r2.Body = http.NoBody
-		if m.match(r2, st) != nil {
+		if m.match(r2) != nil {
 			out = append(out, v)
 		}
 	}
 	return out
 }
 
-type discardWriter struct{}
+// matchWriter receives the route the matcher's mux found; nothing is written.
+type matchWriter struct{ route *route }
 
-func (discardWriter) Header() http.Header         { return http.Header{} }
-func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (discardWriter) WriteHeader(int)             {}
+func (*matchWriter) Header() http.Header         { return http.Header{} }
+func (*matchWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (*matchWriter) WriteHeader(int)             {}
 
 // canonicalList upper-cases nothing and trims blanks; used for header lists.
 func canonicalList(in []string) []string {
