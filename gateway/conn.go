@@ -44,7 +44,9 @@ func (c *gatewayConn) prepare(ctx context.Context, method string) (context.Conte
 			return ctx, r, status.Errorf(codes.Internal, "gateway: method %s is not in the route table", method)
 		}
 		if !r.Public && c.g.auth != nil && st.req != nil {
-			actx, err := c.g.auth.Authenticate(st.req, r.Route)
+			rt := r.Route
+			rt.Verb, rt.Path = st.req.Method, st.req.URL.Path
+			actx, err := c.g.auth.Authenticate(st.req, rt)
 			if err != nil {
 				s, _ := authStatus(err)
 				return ctx, r, s.Err()

@@ -159,13 +159,30 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every method, with or without HTTP bindings, for the connection's
+	// look-ups; a bound method is described by its first route.
+	for _, s := range c.services {
+		for _, m := range s.Methods {
+			timeout := m.Timeout
+			if timeout <= 0 {
+				timeout = c.defTimeout
+			}
+			if c.maxTimeout > 0 && (timeout <= 0 || timeout > c.maxTimeout) {
+				timeout = c.maxTimeout
+			}
+			g.byMethod[m.FullMethod] = &route{Route: Route{
+				Service: s.Name, Method: m.Name, FullMethod: m.FullMethod,
+				Topic: topicOf(s), Timeout: timeout, Public: m.Public,
+			}}
+		}
+	}
 	topics := map[string]bool{}
 	for _, r := range g.routes {
 		switch r.Path {
 		case PathHealth, PathReady, PathMetrics, PathOpenAPIv2, PathOpenAPIv3, PathRoutes:
 			return nil, fmt.Errorf("gateway: route %s of %s uses a path the gateway serves itself", r.label, r.FullMethod)
 		}
-		if _, ok := g.byMethod[r.FullMethod]; !ok {
+		if m, ok := g.byMethod[r.FullMethod]; !ok || m.Verb == "" {
 			g.byMethod[r.FullMethod] = r
 		}
 		if !topics[r.Topic] {

@@ -503,3 +503,38 @@ func TestDefaultServicesFromRegistry(t *testing.T) {
 		t.Errorf("registered Echo service not served: %v", g.Routes())
 	}
 }
+
+// When a service's generated handlers serve a route its description does
+// not list, the call is still authenticated, at the connection.
+func TestAuthWhenRouteTableMissesARoute(t *testing.T) {
+	cc, echo := startGRPC(t)
+	svc := *echoService()
+	svc.Methods = nil
+	for _, m := range echoService().Methods {
+		if m.Name == "Echo" {
+			bare := *m
+			bare.HTTP = nil
+			m = &bare
+		}
+		svc.Methods = append(svc.Methods, m)
+	}
+	auth := gateway.BearerAuth("", func(ctx context.Context, token string, _ gateway.Route) (context.Context, error) {
+		if token != "ok" {
+			return nil, status.Error(codes.Unauthenticated, "bad token")
+		}
+		return ctx, nil
+	})
+	url, _ := startGateway(t, cc, gateway.WithServices(&svc), gateway.WithAuthenticator(auth))
+	expectStatus(t, do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`)), 401)
+	if n := echo.Calls(); n != 0 {
+		t.Fatalf("unauthenticated call executed")
+	}
+	expectStatus(t, do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`), "Authorization", "Bearer ok"), 200)
+
+	// A method the gateway knows nothing about is refused.
+	svc.Methods = svc.Methods[1:]
+	url, _ = startGateway(t, cc, gateway.WithServices(&svc), gateway.WithAuthenticator(auth))
+	r := do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`), "Authorization", "Bearer ok")
+	expectStatus(t, r, 500)
+	mustContain(t, "message", r.err(t).Message, "not in the route table")
+}
