@@ -13,7 +13,8 @@ import (
 // TestUserRepo is what a service team does: a new repository outside this
 // module, with its own go.mod, proto and buf.gen.yaml, runs buf generate
 // with protoc-gen-purista, builds, and serves a call through the
-// generated code. The files are in testdata/userrepo.txtar.
+// generated code over the Kafka transport on the embedded broker. The files
+// are in testdata/userrepo.txtar.
 func TestUserRepo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a separate module; skipped with -short")
