@@ -32,14 +32,17 @@ func (c *gatewayConn) prepare(ctx context.Context, method string) (context.Conte
 	}
 	if st.route != nil && st.route.FullMethod == method {
 		r = st.route
+	} else if st.authed {
+		// grpc-gateway routed the request to another method than the route
+		// table did (the contract's HTTP list and its generated handlers
+		// disagree): what was checked is not what is called. Check again,
+		// for this method, rather than let it through.
+		st.authed, st.authMD = false, nil
 	}
 	if st.bodyTooLarge {
 		return ctx, r, c.g.tooLarge()
 	}
 	if !st.authed {
-		// grpc-gateway routed a request the route table did not: the
-		// contract's HTTP list and its generated handlers disagree. Check it
-		// here rather than let it through unauthenticated.
 		if r == nil {
 			return ctx, r, status.Errorf(codes.Internal, "gateway: method %s is not in the route table", method)
 		}

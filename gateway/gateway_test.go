@@ -538,3 +538,33 @@ func TestAuthWhenRouteTableMissesARoute(t *testing.T) {
 	expectStatus(t, r, 500)
 	mustContain(t, "message", r.err(t).Message, "not in the route table")
 }
+
+// When the route table and the generated handlers disagree about which
+// method a request calls, the method actually called is authenticated:
+// a public route in the table cannot open a protected method.
+func TestAuthWhenRouteTableDisagrees(t *testing.T) {
+	cc, echo := startGRPC(t)
+	svc := *echoService()
+	svc.Methods = nil
+	for _, m := range echoService().Methods {
+		m2 := *m
+		switch m.Name {
+		case "Echo":
+			m2.HTTP = nil // its real route, POST /v1/echo, is claimed below
+		case "Count":
+			m2.Public = true
+			m2.HTTP = append(m2.HTTP, purista.HTTPRule{Method: "POST", Pattern: "/v1/echo", Body: "*"})
+		}
+		svc.Methods = append(svc.Methods, &m2)
+	}
+	var asked []string
+	auth := gateway.AuthenticatorFunc(func(r *http.Request, route gateway.Route) (context.Context, error) {
+		asked = append(asked, route.FullMethod)
+		return nil, status.Error(codes.Unauthenticated, "no")
+	})
+	url, _ := startGateway(t, cc, gateway.WithServices(&svc), gateway.WithAuthenticator(auth))
+	expectStatus(t, do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`)), 401)
+	if echo.Calls() != 0 || len(asked) != 1 || asked[0] != testingv1.EchoService_Echo_FullMethodName {
+		t.Errorf("calls %d, authenticator asked for %v", echo.Calls(), asked)
+	}
+}
