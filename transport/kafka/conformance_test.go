@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,6 +64,7 @@ func (e *env) Client(t testing.TB, o conformance.Options) grpc.ClientConnInterfa
 type server struct {
 	*kafka.Server
 	done chan error
+	once sync.Once
 }
 
 func (s *server) Start(t testing.TB) {
@@ -71,10 +73,14 @@ func (s *server) Start(t testing.TB) {
 }
 
 func (s *server) Stop() {
-	s.GracefulStop()
-	if s.done != nil {
-		<-s.done
-	}
+	s.once.Do(func() {
+		s.GracefulStop()
+		if s.done != nil {
+			if err := <-s.done; err != nil {
+				panic(fmt.Sprintf("Serve: %v", err))
+			}
+		}
+	})
 }
 
 func (e *env) Server(t testing.TB, o conformance.Options) conformance.Server {
