@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -101,7 +102,7 @@ func (c *gatewayConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 // while the call still had time is its answer and stays as it is.
 func (g *Gateway) explain(ctx context.Context, err error, method string, r *route) error {
 	s, ok := status.FromError(err)
-	if !ok || s.Code() != codes.DeadlineExceeded || r == nil || ctx.Err() != context.DeadlineExceeded || strings.Contains(s.Message(), r.Topic) {
+	if !ok || s.Code() != codes.DeadlineExceeded || r == nil || !expired(ctx) || strings.Contains(s.Message(), r.Topic) {
 		return err
 	}
 	within := ""
@@ -120,4 +121,15 @@ func (g *Gateway) explain(ctx context.Context, err error, method string, r *rout
 		ns = d
 	}
 	return ns.Err()
+}
+
+// expired reports whether ctx's deadline has passed. It looks at the clock,
+// not only ctx.Err(): a gRPC server's own timer can end the call a moment
+// before the client context's timer has fired.
+func expired(ctx context.Context) bool {
+	if ctx.Err() == context.DeadlineExceeded {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
