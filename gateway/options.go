@@ -20,7 +20,9 @@ const (
 
 // DefaultForwardHeaders are the request headers forwarded to services as
 // gRPC metadata (lower-cased) unless WithForwardHeaders says otherwise.
-var DefaultForwardHeaders = []string{"Authorization", "X-Request-Id", "Traceparent", "Tracestate"}
+// Idempotency-Key becomes the "idempotency-key" metadata the transports
+// deduplicate retries of idempotent methods by.
+var DefaultForwardHeaders = []string{"Authorization", "X-Request-Id", "Traceparent", "Tracestate", "Idempotency-Key"}
 
 // DefaultResponseHeaders are the response metadata keys returned under their
 // own name (not prefixed with Grpc-Metadata-) unless WithResponseHeaders says

@@ -101,3 +101,22 @@ func TestStartOrderInproc(t *testing.T) {
 	t.Run("ServiceStartsLater", func(t *testing.T) { testServiceStartsLater(t, newInprocEnv(t)) })
 	t.Run("ServiceNeverStarts", func(t *testing.T) { testServiceNeverStarts(t, newInprocEnv(t)) })
 }
+
+// An HTTP client retrying an idempotent method with the same
+// Idempotency-Key gets the stored answer; the method runs once.
+func TestIdempotencyKeyForwarded(t *testing.T) {
+	env := newInprocEnv(t)
+	echo := &conformance.EchoServer{Name: "s"}
+	startServer(t, env, echo)
+	url, _ := startGateway(t, env.Client(t, conformance.Options{}))
+	for range 2 {
+		r := do(t, "POST", url+"/v1/count", strings.NewReader(`{}`), "Idempotency-Key", "order-42")
+		expectStatus(t, r, 200)
+		mustContain(t, "body", string(r.Body), `"count":"1"`)
+	}
+	r := do(t, "POST", url+"/v1/count", strings.NewReader(`{}`), "Idempotency-Key", "order-43")
+	mustContain(t, "body", string(r.Body), `"count":"2"`)
+	if n := echo.Calls(); n != 2 {
+		t.Errorf("Count ran %d times, want 2", n)
+	}
+}
