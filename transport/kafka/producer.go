@@ -218,7 +218,23 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 func (p *producer) dial(tp topicPartition) (*kafka.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	conn, err := p.dialer.DialLeader(ctx, "tcp", p.broker(), tp.topic, tp.partition)
+	// Look the leader up first: kafka-go's DialLeader retries a missing
+	// topic until its context ends, and a reply topic whose client is gone
+	// must fail at once.
+	parts, err := p.lookup(ctx, tp.topic)
+	if err != nil {
+		return nil, err
+	}
+	var leader *kafka.Partition
+	for i := range parts {
+		if parts[i].ID == tp.partition {
+			leader = &parts[i]
+		}
+	}
+	if leader == nil {
+		return nil, errTopicMissing{fmt.Sprintf("%s partition %d", tp.topic, tp.partition)}
+	}
+	conn, err := p.dialer.DialPartition(ctx, "tcp", "", *leader)
 	if err != nil {
 		return nil, err
 	}
