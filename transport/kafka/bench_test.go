@@ -17,6 +17,7 @@ import (
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/internal/kafkatest"
 	"github.com/purista-go/purista/transport/inproc"
+	"github.com/purista-go/purista/transport/kafka"
 )
 
 // benchPayload is the request payload of every benchmark: 256 bytes.
@@ -47,7 +48,9 @@ func kafkaEcho(tb testing.TB, brokers []string) testingv1.EchoServiceClient {
 	testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "kafka"})
 	srv.Start(tb)
 	tb.Cleanup(srv.Stop)
-	c := testingv1.NewEchoServiceClient(e.Client(tb, conformance.Options{}))
+	conn := e.Client(tb, conformance.Options{})
+	lastKafka.conn, lastKafka.srv = conn.(*kafka.ClientConn), srv.(*server).Server
+	c := testingv1.NewEchoServiceClient(conn)
 	// Wait until the server has joined its group and answers.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -55,6 +58,21 @@ func kafkaEcho(tb testing.TB, brokers []string) testingv1.EchoServiceClient {
 		tb.Fatalf("warm-up call: %v", err)
 	}
 	return c
+}
+
+var lastKafka struct {
+	conn *kafka.ClientConn
+	srv  *kafka.Server
+}
+
+// batching returns the client's produce requests and records, then the
+// server's, of the last Kafka pair kafkaEcho made.
+func batching() [4]int64 {
+	if lastKafka.conn == nil {
+		return [4]int64{}
+	}
+	c, s := lastKafka.conn.Stats(), lastKafka.srv.Stats()
+	return [4]int64{c.ProduceRequests, c.RecordsProduced, s.ProduceRequests, s.RecordsProduced}
 }
 
 func inprocEcho(tb testing.TB) testingv1.EchoServiceClient {
@@ -131,12 +149,18 @@ func BenchmarkUnary(b *testing.B) {
 			}
 		})
 		b.Run(tc.name+"/inflight64", func(b *testing.B) {
+			before := batching()
 			b.SetParallelism(32) // 2 cores x 32 = 64 goroutines
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					call(b, tc.c)
 				}
 			})
+			if tc.name == "kafka-embedded" {
+				after := batching()
+				b.ReportMetric(float64(after[1]-before[1])/float64(max(1, after[0]-before[0])), "requests/produce")
+				b.ReportMetric(float64(after[3]-before[3])/float64(max(1, after[2]-before[2])), "replies/produce")
+			}
 		})
 	}
 }

@@ -57,6 +57,9 @@ type ClientStats struct {
 	OrphanReplies int64
 	// MalformedReplies counts reply records without a correlation id.
 	MalformedReplies int64
+	// ProduceRequests and RecordsProduced count the produce requests sent
+	// and the records they carried: their ratio is the batching achieved.
+	ProduceRequests, RecordsProduced int64
 }
 
 var _ grpc.ClientConnInterface = (*ClientConn)(nil)
@@ -199,7 +202,8 @@ func (c *ClientConn) ReplyTopic() string { return c.replyTopic }
 
 // Stats returns the client's counters.
 func (c *ClientConn) Stats() ClientStats {
-	return ClientStats{Calls: c.stats.calls.Load(), OrphanReplies: c.stats.orphanReplies.Load(), MalformedReplies: c.stats.malformedReplies.Load()}
+	return ClientStats{Calls: c.stats.calls.Load(), OrphanReplies: c.stats.orphanReplies.Load(), MalformedReplies: c.stats.malformedReplies.Load(),
+		ProduceRequests: c.prod.requests.Load(), RecordsProduced: c.prod.records.Load()}
 }
 
 // Invoke sends a unary call and waits for its reply.

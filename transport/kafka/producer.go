@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,8 @@ type producer struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 	rr     atomic.Uint32
+
+	requests, records atomic.Int64
 }
 
 type topicPartition struct {
@@ -180,6 +183,9 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 		case <-p.done:
 			return
 		}
+		// Let goroutines that are about to send run first: under load
+		// their records join this request; when idle this returns at once.
+		runtime.Gosched()
 	fill:
 		for len(batch) < p.maxBatch {
 			select {
@@ -199,6 +205,8 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 		if err == nil {
 			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			_, err = conn.WriteMessages(msgs...)
+			p.requests.Add(1)
+			p.records.Add(int64(len(msgs)))
 			if err != nil {
 				// The leader may have moved or the connection broken:
 				// dial again for the next batch.

@@ -70,6 +70,9 @@ type ServerStats struct {
 	ReplyFailed int64
 	// CommitFailed counts failed offset commits.
 	CommitFailed int64
+	// ProduceRequests and RecordsProduced count the produce requests sent
+	// (replies, dead letters) and the records they carried.
+	ProduceRequests, RecordsProduced int64
 }
 
 var _ grpc.ServiceRegistrar = (*Server)(nil)
@@ -141,6 +144,7 @@ func (s *Server) Stats() ServerStats {
 	return ServerStats{
 		Handled: s.stats.handled.Load(), Expired: s.stats.expired.Load(), Malformed: s.stats.malformed.Load(),
 		ReplyFailed: s.stats.replyFailed.Load(), CommitFailed: s.stats.commitFailed.Load(),
+		ProduceRequests: s.prod.requests.Load(), RecordsProduced: s.prod.records.Load(),
 	}
 }
 
