@@ -96,6 +96,18 @@ build_helper() {
 
 data=
 pid=
+cmd=
+# stop_all ends the command (if a signal interrupted the wait for it), then
+# the broker.
+stop_all() {
+	if [[ -n $cmd ]] && kill -0 "$cmd" 2>/dev/null; then
+		kill -TERM "$cmd" 2>/dev/null || true
+		wait "$cmd" 2>/dev/null || true
+	fi
+	cmd=
+	stop_broker
+}
+
 stop_broker() {
 	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
 		# Data is thrown away, so a controlled shutdown buys nothing; give
@@ -128,9 +140,9 @@ run() {
 	build_helper
 	wait "$fetch_pid" || exit 125
 
-	trap 'stop_broker' EXIT
-	trap 'stop_broker; exit 130' INT
-	trap 'stop_broker; exit 143' TERM
+	trap 'stop_all' EXIT
+	trap 'stop_all; exit 130' INT
+	trap 'stop_all; exit 143' TERM
 
 	local t_prep
 	t_prep=$(since "$t0")
@@ -209,7 +221,19 @@ run() {
 	export PURISTA_KAFKA_BROKERS=$addr
 	export PURISTA_KAFKA_VERSION=$running
 	local rc=0
-	"$@" || rc=$?
+	if env --default-signal=INT true 2>/dev/null; then
+		# Run the command in the background and wait for it, so that a
+		# TERM sent to this script alone stops the command and the broker
+		# at once instead of after the command ends. A background command
+		# would ignore Ctrl-C; env --default-signal gives it back, and the
+		# explicit redirection keeps the script's stdin.
+		env --default-signal=INT,QUIT "$@" <&0 &
+		cmd=$!
+		wait "$cmd" || rc=$?
+		cmd=
+	else
+		"$@" || rc=$?
+	fi
 	stop_broker
 	return "$rc"
 }
