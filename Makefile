@@ -11,12 +11,13 @@ SHELL := bash
 
 BUF_VERSION := 1.75.0
 BUF := .cache/buf/node_modules/.bin/buf
+CONTRACTS := examples/contracts
 BENCHTIME ?= 1s
 # Extra flags for go test, e.g. make test GO_TEST_FLAGS='-run TestX -race'.
 GO_TEST_FLAGS ?=
 export GO_TEST_FLAGS
 
-.PHONY: help tools generate check-generated lint test test-kafka demo bench
+.PHONY: help tools generate contracts-deps check-generated lint test test-kafka demo bench
 
 help: ## Show this list.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -31,9 +32,18 @@ tools: $(BUF) ## Install buf (npm, into .cache) and fetch google/api protos (int
 	@$(BUF) --version | grep -qx '$(BUF_VERSION)' || npm install --no-save --no-audit --no-fund --loglevel=error --prefix .cache/buf @bufbuild/buf@$(BUF_VERSION)
 	@scripts/fetch-googleapis.sh
 
-generate: tools ## Regenerate gen/ (and every buf.gen.yaml output) from proto/.
+generate: tools contracts-deps ## Regenerate gen/ from proto/ and examples/contracts/gen/ from the example contracts.
 	$(BUF) generate
 	go test ./protoc-gen-purista -run '^TestGolden$$' -count=1 -update # plugin golden files
+	cd $(CONTRACTS) && ../../$(BUF) generate # the example contracts: a buf workspace of their own
+
+# The example contracts import purista/v1/options.proto (a committed copy of
+# proto/'s, kept current here) and google/api (fetched, ignored by git).
+contracts-deps: tools
+	@install -D -m 0644 proto/purista/v1/options.proto $(CONTRACTS)/third_party/purista/v1/options.proto
+	@for f in annotations.proto http.proto; do \
+		install -D -m 0644 third_party/googleapis/google/api/$$f $(CONTRACTS)/third_party/google/api/$$f; \
+	done
 
 check-generated: generate ## Fail if regenerating changes the tree (run on a clean tree).
 	@if [ -n "$$(git status --porcelain)" ]; then \
@@ -44,11 +54,13 @@ check-generated: generate ## Fail if regenerating changes the tree (run on a cle
 	fi
 	@echo "check-generated: generated code is up to date"
 
-lint: tools ## gofmt, go vet and buf lint.
+lint: tools contracts-deps ## gofmt, go vet, buf lint, and buf lint + buf breaking of the example contracts.
 	@files=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$files" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi
 	go vet ./...
 	$(BUF) lint
+	cd $(CONTRACTS) && ../../$(BUF) lint
+	BUF=$(BUF) $(CONTRACTS)/breaking.sh # against the previous commit; BREAKING_AGAINST=<ref> to choose
 
 # make test runs the whole suite once. With Java 17+ and Maven it runs under
 # scripts/kafka.sh, so the tests' "kafka" subtests use a real Apache Kafka

@@ -1,0 +1,33 @@
+// Package contracts links every contract of the example system into a
+// binary: importing it registers the users, orders and notifications
+// services with purista (their routes, topics and timeouts), and OpenAPI is
+// the merged OpenAPI v2 document of all of them, as protoc-gen-openapiv2
+// wrote it.
+//
+// The .proto files are under proto/, the generated Go under gen/ (one
+// package per team: gen/users/v1, gen/orders/v1, gen/notifications/v1).
+// Regenerate with `make generate` at the repository root.
+package contracts
+
+import (
+	_ "embed"
+
+	"github.com/purista-go/purista"
+	notificationsv1 "github.com/purista-go/purista/examples/contracts/gen/notifications/v1"
+	ordersv1 "github.com/purista-go/purista/examples/contracts/gen/orders/v1"
+	usersv1 "github.com/purista-go/purista/examples/contracts/gen/users/v1"
+)
+
+// OpenAPI is the merged OpenAPI v2 (Swagger) document of every contract.
+//
+//go:embed gen/openapi/contracts.swagger.json
+var OpenAPI []byte
+
+// Services returns the descriptions of the example system's services.
+func Services() []*purista.Service {
+	return []*purista.Service{
+		notificationsv1.NotificationsService_PuristaService,
+		ordersv1.OrdersService_PuristaService,
+		usersv1.UsersService_PuristaService,
+	}
+}
