@@ -37,7 +37,13 @@ type Server struct {
 	*base
 	cfg  serverConfig
 	disp *dispatch.Server
-	sem  chan struct{}
+
+	// Handlers run on a pool of long-lived workers: a goroutine per request
+	// would grow a fresh stack for every one.
+	work        chan func()
+	workerCount atomic.Int64
+	workers     sync.WaitGroup
+	stopWorkers chan struct{}
 
 	mu             sync.Mutex
 	regErr         error
@@ -112,11 +118,12 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 		dd = dispatch.NewDedup(cfg.dedupSize, cfg.dedupTTL)
 	}
 	s := &Server{
-		base:    b,
-		cfg:     cfg,
-		disp:    dispatch.NewServer(cfg.logger, dd, cfg.interceptors...),
-		sem:     make(chan struct{}, cfg.maxConcurrency),
-		stopped: make(chan struct{}),
+		base:        b,
+		cfg:         cfg,
+		disp:        dispatch.NewServer(cfg.logger, dd, cfg.interceptors...),
+		work:        make(chan func()),
+		stopWorkers: make(chan struct{}),
+		stopped:     make(chan struct{}),
 	}
 	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
@@ -246,12 +253,6 @@ func (s *Server) fetchLoop(r *kafka.Reader) {
 			}
 			continue
 		}
-		select {
-		case s.sem <- struct{}{}:
-		case <-s.fetchCtx.Done():
-			// Not started, so not committed: another instance takes it.
-			return
-		}
 		tracker.start(m.Partition, m.Offset)
 		// Requests with the same key run in the order they were fetched.
 		var wait, mine chan struct{}
@@ -263,9 +264,8 @@ func (s *Server) fetchLoop(r *kafka.Reader) {
 			keyMu.Unlock()
 		}
 		s.handlers.Add(1)
-		go func() {
+		job := func() {
 			defer s.handlers.Done()
-			defer func() { <-s.sem }()
 			if wait != nil {
 				<-wait
 			}
@@ -284,7 +284,51 @@ func (s *Server) fetchLoop(r *kafka.Reader) {
 					s.cfg.logger.Warn("kafka: commit failed; the request may be delivered again", "topic", m.Topic, "partition", m.Partition, "offset", off, "error", err)
 				}
 			}
-		}()
+		}
+		if !s.submit(job) {
+			// Stopping before it started: not committed, so another
+			// instance takes it. Release what waits on it.
+			s.handlers.Done()
+			if mine != nil {
+				close(mine)
+			}
+			return
+		}
+	}
+}
+
+// submit hands job to an idle worker, starts a worker while fewer than the
+// maximum run, or waits for one to become idle. It reports false when the
+// server stops taking requests first.
+func (s *Server) submit(job func()) bool {
+	select {
+	case s.work <- job:
+		return true
+	default:
+	}
+	if s.workerCount.Add(1) <= int64(s.cfg.maxConcurrency) {
+		s.workers.Add(1)
+		go s.worker(job)
+		return true
+	}
+	s.workerCount.Add(-1)
+	select {
+	case s.work <- job:
+		return true
+	case <-s.fetchCtx.Done():
+		return false
+	}
+}
+
+func (s *Server) worker(job func()) {
+	defer s.workers.Done()
+	for {
+		job()
+		select {
+		case job = <-s.work:
+		case <-s.stopWorkers:
+			return
+		}
 	}
 }
 
@@ -415,6 +459,8 @@ func (s *Server) stop(cancelHandlers bool) {
 	}
 	s.fetchers.Wait()
 	s.handlers.Wait()
+	close(s.stopWorkers)
+	s.workers.Wait()
 	var wg sync.WaitGroup
 	for _, r := range readers {
 		wg.Add(1)
