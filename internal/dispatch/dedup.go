@@ -40,15 +40,18 @@ func NewDedup(max int, ttl time.Duration) *Dedup {
 func (d *Dedup) Do(key string, fn func() Result) Result {
 	d.mu.Lock()
 	now := d.now()
-	d.evictLocked(now)
-	if el, ok := d.entries[key]; ok {
+	if el, ok := d.entries[key]; ok && !expired(el.Value.(*dedupEntry), now) {
 		e := el.Value.(*dedupEntry)
 		d.mu.Unlock()
 		<-e.done
 		return e.result
 	}
+	if el, ok := d.entries[key]; ok {
+		d.order.Remove(el) // expired
+	}
 	e := &dedupEntry{key: key, done: make(chan struct{})}
 	d.entries[key] = d.order.PushBack(e)
+	d.evictLocked(now)
 	d.mu.Unlock()
 
 	res := fn()
@@ -78,11 +81,14 @@ func (d *Dedup) evictLocked(now time.Time) {
 	for d.order.Len() > 0 {
 		el := d.order.Front()
 		e := el.Value.(*dedupEntry)
-		expired := !e.expires.IsZero() && !now.Before(e.expires)
-		if d.order.Len() <= d.max && !expired {
+		if d.order.Len() <= d.max && !expired(e, now) {
 			return
 		}
 		d.order.Remove(el)
 		delete(d.entries, e.key)
 	}
+}
+
+func expired(e *dedupEntry, now time.Time) bool {
+	return !e.expires.IsZero() && !now.Before(e.expires)
 }

@@ -1,0 +1,133 @@
+package dispatch
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+func TestDedupRunsOncePerKey(t *testing.T) {
+	d := NewDedup(100, time.Minute)
+	var runs atomic.Int64
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	results := make([]Result, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = d.Do("k", func() Result {
+				runs.Add(1)
+				<-release
+				return Result{Response: "first"}
+			})
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("ran %d times for one key, want 1", n)
+	}
+	for _, r := range results {
+		if r.Response != "first" {
+			t.Fatalf("result %v, want the first call's", r.Response)
+		}
+	}
+}
+
+func TestDedupBoundsAndExpires(t *testing.T) {
+	now := time.Unix(0, 0)
+	d := NewDedup(2, time.Minute)
+	d.now = func() time.Time { return now }
+	run := func(key string) Result { return d.Do(key, func() Result { return Result{Response: key} }) }
+	run("a")
+	run("b")
+	run("c") // evicts a: the window holds 2
+	if n := d.Len(); n != 2 {
+		t.Fatalf("window holds %d, want 2", n)
+	}
+	ran := false
+	d.Do("a", func() Result { ran = true; return Result{} })
+	if !ran {
+		t.Fatal("key a was still answered from the window after eviction")
+	}
+	now = now.Add(2 * time.Minute)
+	ran = false
+	d.Do("c", func() Result { ran = true; return Result{} })
+	if !ran {
+		t.Fatal("key c was answered after its TTL")
+	}
+}
+
+func TestDedupForgetsDeadlines(t *testing.T) {
+	d := NewDedup(10, time.Minute)
+	d.Do("k", func() Result { return Result{Err: status.Error(codes.DeadlineExceeded, "late")} })
+	ran := false
+	d.Do("k", func() Result { ran = true; return Result{} })
+	if !ran {
+		t.Fatal("a call that ran out of time was stored: its retry must run")
+	}
+}
+
+func TestChainOrder(t *testing.T) {
+	var order []string
+	mk := func(name string) grpc.UnaryServerInterceptor {
+		return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			order = append(order, name)
+			return h(ctx, req)
+		}
+	}
+	chain := ChainUnaryServer(mk("a"), nil, mk("b"), mk("c"))
+	_, _ = chain(context.Background(), nil, &grpc.UnaryServerInfo{}, func(context.Context, any) (any, error) {
+		order = append(order, "handler")
+		return nil, nil
+	})
+	if got := len(order); got != 4 || order[0] != "a" || order[1] != "b" || order[2] != "c" || order[3] != "handler" {
+		t.Fatalf("order %v, want [a b c handler]", order)
+	}
+}
+
+func TestSplitMethod(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		svc, m string
+		ok     bool
+	}{
+		{"/pkg.Svc/Method", "pkg.Svc", "Method", true},
+		{"pkg.Svc/Method", "", "", false},
+		{"/pkg.Svc/", "", "", false},
+		{"//Method", "", "", false},
+		{"", "", "", false},
+	} {
+		svc, m, ok := SplitMethod(tc.in)
+		if svc != tc.svc || m != tc.m || ok != tc.ok {
+			t.Errorf("SplitMethod(%q) = %q, %q, %v; want %q, %q, %v", tc.in, svc, m, ok, tc.svc, tc.m, tc.ok)
+		}
+	}
+}
+
+func TestCallOptionsDeliver(t *testing.T) {
+	var hdr, trl metadata.MD
+	co := ParseCallOptions([]grpc.CallOption{grpc.Header(&hdr), grpc.Trailer(&trl), grpc.WaitForReady(true)})
+	co.Deliver(metadata.Pairs("a", "1"), nil)
+	if hdr.Get("a")[0] != "1" || trl == nil {
+		t.Fatalf("header %v trailer %v: want header a=1 and an empty, non-nil trailer", hdr, trl)
+	}
+}
+
+func TestToStatusError(t *testing.T) {
+	if c := status.Code(ToStatusError(context.DeadlineExceeded)); c != codes.DeadlineExceeded {
+		t.Errorf("context deadline = %v, want DEADLINE_EXCEEDED", c)
+	}
+	if c := status.Code(ToStatusError(context.Canceled)); c != codes.Canceled {
+		t.Errorf("context canceled = %v, want CANCELED", c)
+	}
+}
