@@ -1,0 +1,134 @@
+package kafka_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/purista-go/purista/embedded"
+	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
+	"github.com/purista-go/purista/internal/conformance"
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+// selfSigned returns a server certificate for 127.0.0.1 and a pool trusting it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "purista test broker"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// TestTLSAndSCRAM serves and calls over TLS with SASL/SCRAM-SHA-512, and
+// checks that a wrong password is refused with an error that says so.
+func TestTLSAndSCRAM(t *testing.T) {
+	cert, pool := selfSigned(t)
+	b, err := embedded.Start(
+		embedded.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}}),
+		embedded.WithSASL(embedded.SASLScramSHA512, "svc", "s3cret"),
+		embedded.WithSASL(embedded.SASLPlain, "plain-user", "plain-pass"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	clientTLS := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	opts := []kafka.Option{kafka.WithTLS(clientTLS), kafka.WithSASLScram("SCRAM-SHA-512", "svc", "s3cret"),
+		kafka.WithEnsureTopics(1, 1), kafka.WithLogger(quiet), kafka.WithTopicPrefix("sec.")}
+	var srvOpts []kafka.ServerOption
+	var cliOpts []kafka.ClientOption
+	for _, o := range opts {
+		srvOpts, cliOpts = append(srvOpts, o), append(cliOpts, o)
+	}
+	srv, err := kafka.NewServer(b.Addrs(), srvOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "tls"})
+	go func() { _ = srv.Serve(context.Background()) }()
+	defer srv.GracefulStop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := kafka.Dial(ctx, b.Addrs(), cliOpts...)
+	if err != nil {
+		t.Fatalf("Dial over TLS with SCRAM: %v", err)
+	}
+	defer conn.Close()
+	resp, err := testingv1.NewEchoServiceClient(conn).Echo(ctx, &testingv1.EchoRequest{Message: "secure"})
+	if err != nil || resp.GetServer() != "tls" {
+		t.Fatalf("Echo over TLS = %v, %v", resp, err)
+	}
+
+	plain, err := kafka.Dial(ctx, b.Addrs(), kafka.WithTLS(clientTLS), kafka.WithSASLPlain("plain-user", "plain-pass"), kafka.WithLogger(quiet), kafka.WithTopicPrefix("sec."))
+	if err != nil {
+		t.Fatalf("Dial with SASL/PLAIN: %v", err)
+	}
+	_ = plain.Close()
+
+	_, err = kafka.Dial(ctx, b.Addrs(), kafka.WithTLS(clientTLS), kafka.WithSASLScram("SCRAM-SHA-512", "svc", "wrong"), kafka.WithLogger(quiet))
+	if err == nil || !strings.Contains(err.Error(), "cannot reach brokers") || !strings.Contains(err.Error(), "SASL") {
+		t.Fatalf("Dial with a wrong password = %v, want an error naming the brokers and the SASL settings", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		brokers []string
+		opts    []kafka.ClientOption
+		want    string
+	}{
+		{"no brokers", nil, nil, "no broker addresses"},
+		{"bad address", []string{"localhost"}, nil, "is not host:port"},
+		{"bad client id", []string{"127.0.0.1:1"}, []kafka.ClientOption{kafka.WithClientID("has space")}, "client id"},
+		{"bad sasl", []string{"127.0.0.1:1"}, []kafka.ClientOption{kafka.WithSASLScram("MD5", "u", "p")}, "use SCRAM-SHA-512 or SCRAM-SHA-256"},
+		{"bad acks", []string{"127.0.0.1:1"}, []kafka.ClientOption{kafka.WithRequiredAcks(0)}, "use -1"},
+		{"unreachable", []string{"127.0.0.1:1"}, []kafka.ClientOption{kafka.WithLogger(quiet)}, "cannot reach brokers 127.0.0.1:1"},
+	} {
+		_, err := kafka.Dial(ctx, tc.brokers, tc.opts...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Dial error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := kafka.NewServer([]string{"127.0.0.1:1"}, kafka.WithMaxConcurrentRequests(0)); err == nil || !strings.Contains(err.Error(), "at least 1") {
+		t.Errorf("NewServer with 0 concurrency: %v", err)
+	}
+	srv, err := kafka.NewServer([]string{"127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(ctx); err == nil || !strings.Contains(err.Error(), "no services registered") {
+		t.Errorf("Serve with no services = %v, want a message saying to register one", err)
+	}
+}
