@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -177,4 +178,89 @@ func checkTopics(ctx context.Context, b *base, specs []TopicSpec) error {
 		return fmt.Errorf("kafka: request topics missing: %s: provision them with `purista topics ensure`", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// CollectReplyTopics deletes the reply topics of clients that are gone: a
+// live client writes a keepalive record to its reply topic when it starts
+// and every minute, so a reply topic without a record newer than idle (at
+// least 5 minutes) belongs to a process that died without closing. It
+// returns the topics it deleted, or with dryRun the ones it would delete.
+func CollectReplyTopics(ctx context.Context, brokers []string, idle time.Duration, dryRun bool, opts ...Option) ([]string, error) {
+	if idle < 5*time.Minute {
+		return nil, fmt.Errorf("kafka: idle time %v is too short: live clients write a keepalive every minute; use 5 minutes or more", idle)
+	}
+	cc := clientConfig{commonConfig: defaultCommon()}
+	for _, o := range opts {
+		o.applyClient(&cc)
+	}
+	b, err := newBase(brokers, cc.commonConfig)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	if err := b.ping(ctx); err != nil {
+		return nil, err
+	}
+	conn, err := b.dialer.DialContext(ctx, "tcp", b.prod.broker())
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list topics: %w", err)
+	}
+	parts, err := conn.ReadPartitions()
+	_ = conn.Close()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list topics: %w", err)
+	}
+	prefix := b.cfg.topicPrefix + "purista.reply."
+	since := time.Now().Add(-idle)
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, p := range parts {
+		if strings.HasPrefix(p.Topic, prefix) && p.ID == 0 {
+			req.Topics[p.Topic] = []kafka.OffsetRequest{kafka.TimeOffsetOf(0, since)}
+		}
+	}
+	if len(req.Topics) == 0 {
+		return nil, nil
+	}
+	resp, err := b.kc.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: read reply topic offsets: %w", err)
+	}
+	var idleTopics []string
+	for topic, offsets := range resp.Topics {
+		for _, po := range offsets {
+			// No record at or after since: nothing was written while a
+			// live client would have written keepalives.
+			// Brokers answer offset -1 when there is none.
+			if po.Partition != 0 || po.Error != nil {
+				continue
+			}
+			found := false
+			for off := range po.Offsets {
+				found = found || off >= 0
+			}
+			if !found {
+				idleTopics = append(idleTopics, topic)
+			}
+		}
+	}
+	sort.Strings(idleTopics)
+	if dryRun || len(idleTopics) == 0 {
+		return idleTopics, nil
+	}
+	dresp, err := b.kc.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: idleTopics})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: delete reply topics: %w", err)
+	}
+	var deleted, failed []string
+	for _, t := range idleTopics {
+		if derr := dresp.Errors[t]; derr != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", t, derr))
+		} else {
+			deleted = append(deleted, t)
+		}
+	}
+	if len(failed) > 0 {
+		return deleted, fmt.Errorf("kafka: reply topics not deleted: %s", strings.Join(failed, "; "))
+	}
+	return deleted, nil
 }

@@ -25,6 +25,7 @@ type clientConfig struct {
 	commonConfig
 	interceptors   []grpc.UnaryClientInterceptor
 	replyRetention time.Duration
+	keepalive      time.Duration
 }
 
 // ClientConn sends calls as request records and receives their replies on
@@ -68,7 +69,7 @@ var _ grpc.ClientConnInterface = (*ClientConn)(nil)
 // starts reading it. When Dial returns, replies to any call made through the
 // ClientConn will be received.
 func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientConn, error) {
-	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour}
+	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour, keepalive: time.Minute}
 	for _, o := range opts {
 		o.applyClient(&cfg)
 	}
@@ -128,9 +129,40 @@ func (c *ClientConn) start(ctx context.Context) error {
 	if err := c.reader.SetOffset(start); err != nil {
 		return fmt.Errorf("kafka: position reply reader: %w", err)
 	}
-	c.loop.Add(1)
+	// A keepalive record now and every minute marks the reply topic as in
+	// use, so CollectReplyTopics never removes a live client's topic.
+	if err := c.keepaliveOnce(ctx); err != nil {
+		return fmt.Errorf("kafka: write to reply topic %s: %w", c.replyTopic, err)
+	}
+	c.loop.Add(2)
 	go c.readReplies()
+	go c.keepaliveLoop()
 	return nil
+}
+
+func (c *ClientConn) keepaliveOnce(ctx context.Context) error {
+	return c.prod.send(ctx, c.replyTopic, 0, kafka.Message{Headers: []kafka.Header{
+		{Key: hdrVersion, Value: []byte(protocolVersion)},
+		{Key: hdrKeepalive, Value: []byte(c.cfg.clientID)},
+	}})
+}
+
+func (c *ClientConn) keepaliveLoop() {
+	defer c.loop.Done()
+	t := time.NewTicker(c.cfg.keepalive)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := c.keepaliveOnce(ctx); err != nil {
+				c.cfg.logger.Warn("kafka: reply topic keepalive not written", "topic", c.replyTopic, "error", err)
+			}
+			cancel()
+		}
+	}
 }
 
 func (c *ClientConn) endOffset(ctx context.Context) (int64, error) {
@@ -180,6 +212,9 @@ func (c *ClientConn) readReplies() {
 			continue
 		}
 		id, ok := headerValue(m.Headers, hdrCorrelationID)
+		if _, keepalive := headerValue(m.Headers, hdrKeepalive); keepalive && !ok {
+			continue
+		}
 		if !ok {
 			c.stats.malformedReplies.Add(1)
 			c.cfg.logger.Warn("kafka: reply without correlation id dropped", "topic", m.Topic, "offset", m.Offset)

@@ -32,6 +32,7 @@ const (
 	hdrTrailerPrefix = "purista-trailer-"
 
 	hdrDeadLetterReason = "purista-dead-letter-reason"
+	hdrKeepalive        = "purista-keepalive"
 
 	contentTypeProto = "application/protobuf"
 )
