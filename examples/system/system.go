@@ -1,0 +1,253 @@
+// Package system assembles the example system — the users, orders and
+// notifications services and the HTTP gateway in front of them — in each of
+// the three deployment styles, with the same service implementations:
+//
+//   - microservices over Kafka: [ServeService] runs one service on a
+//     kafka.Server and [ServeGateway] the gateway on a kafka.ClientConn, each
+//     in its own process (the mains under examples/services and
+//     examples/gateway, or `purista dev`, which starts one process per
+//     component);
+//   - monolith: [ServeMonolith] runs every service and the gateway in one
+//     process on transport/inproc (`purista dev --monolith`);
+//   - plain gRPC: [RegisterAll] on a *grpc.Server, since every service is an
+//     ordinary gRPC server implementation.
+//
+// The services find each other through the connection they are given: the
+// orders service calls users and notifications through a
+// grpc.ClientConnInterface, whichever transport it is.
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/purista-go/purista/examples/contracts"
+	notificationsv1 "github.com/purista-go/purista/examples/contracts/gen/notifications/v1"
+	ordersv1 "github.com/purista-go/purista/examples/contracts/gen/orders/v1"
+	usersv1 "github.com/purista-go/purista/examples/contracts/gen/users/v1"
+	"github.com/purista-go/purista/examples/services/notifications/notificationsvc"
+	"github.com/purista-go/purista/examples/services/orders/ordersvc"
+	"github.com/purista-go/purista/examples/services/users/usersvc"
+	"github.com/purista-go/purista/gateway"
+	"github.com/purista-go/purista/transport/inproc"
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+// Component names, as `purista dev` and its logs use them.
+const (
+	Gateway       = "gateway"
+	Users         = "users"
+	Orders        = "orders"
+	Notifications = "notifications"
+)
+
+// Services lists the service components in the order `purista dev` starts them.
+var Services = []string{Users, Orders, Notifications}
+
+// Register registers the implementation of service component name on srv.
+// conn is how the service reaches the services it calls (only orders calls
+// others); it may be nil for the others.
+func Register(name string, srv grpc.ServiceRegistrar, conn grpc.ClientConnInterface, logger *slog.Logger) error {
+	switch name {
+	case Users:
+		usersv1.RegisterUsersServiceServer(srv, usersvc.New(logger))
+	case Orders:
+		if conn == nil {
+			return errors.New("system: the orders service needs a connection to the users and notifications services")
+		}
+		ordersv1.RegisterOrdersServiceServer(srv, ordersvc.New(conn, logger))
+	case Notifications:
+		notificationsv1.RegisterNotificationsServiceServer(srv, notificationsvc.New(logger))
+	default:
+		return fmt.Errorf("system: no service %q: the services are %s", name, strings.Join(Services, ", "))
+	}
+	return nil
+}
+
+// RegisterAll registers every service on srv — a *grpc.Server, an inproc
+// channel, a kafka.Server — with conn as the orders service's way to the
+// others.
+func RegisterAll(srv grpc.ServiceRegistrar, conn grpc.ClientConnInterface, logger *slog.Logger) {
+	for _, name := range Services {
+		_ = Register(name, srv, conn, logger.With("component", name))
+	}
+}
+
+// callsOthers reports whether a service component calls other services and
+// so needs a client connection of its own.
+func callsOthers(name string) bool { return name == Orders }
+
+// Kafka configures the components that run over Kafka.
+type Kafka struct {
+	// Brokers are the bootstrap brokers.
+	Brokers []string
+	// Options are passed to every kafka.Dial and kafka.NewServer: TLS,
+	// SASL, WithTopicPrefix, WithEnsureTopics, ...
+	Options []kafka.Option
+}
+
+// ServeService runs one service component over Kafka until ctx ends, then
+// stops gracefully: no new requests, the ones in progress are answered and
+// committed, and the instance leaves its consumer group.
+func ServeService(ctx context.Context, name string, k Kafka, logger *slog.Logger) error {
+	if !slices.Contains(Services, name) {
+		return fmt.Errorf("system: no service %q: the services are %s", name, strings.Join(Services, ", "))
+	}
+	sopts := []kafka.ServerOption{kafka.WithLogger(logger)}
+	copts := []kafka.ClientOption{kafka.WithLogger(logger)}
+	for _, o := range k.Options {
+		sopts, copts = append(sopts, o), append(copts, o)
+	}
+	srv, err := kafka.NewServer(k.Brokers, sopts...)
+	if err != nil {
+		return err
+	}
+	var conn grpc.ClientConnInterface
+	if callsOthers(name) {
+		c, err := kafka.Dial(ctx, k.Brokers, copts...)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		conn = c
+	}
+	if err := Register(name, srv, conn, logger); err != nil {
+		return err
+	}
+	return srv.Serve(ctx) // graceful stop when ctx ends
+}
+
+// GatewayConfig configures the HTTP gateway.
+type GatewayConfig struct {
+	// Token, when set, is the bearer token every route not marked public
+	// in the contracts requires (Authorization: Bearer <token>).
+	Token string
+	// Options are added to the gateway's own.
+	Options []gateway.Option
+}
+
+// NewGateway returns the gateway for every route of the example contracts,
+// calling the services through conn. Requests are logged at Info.
+func NewGateway(conn grpc.ClientConnInterface, cfg GatewayConfig, logger *slog.Logger) (*LoggingGateway, error) {
+	opts := []gateway.Option{
+		gateway.WithServices(contracts.Services()...),
+		gateway.WithOpenAPI(contracts.OpenAPI),
+		gateway.WithOpenAPIInfo("purista example system", "v1"),
+		gateway.WithLogger(logger),
+	}
+	if cfg.Token != "" {
+		opts = append(opts, gateway.WithAuthenticator(gateway.BearerAuth("purista-example",
+			func(ctx context.Context, token string, _ gateway.Route) (context.Context, error) {
+				if token != cfg.Token {
+					return nil, errors.New("unknown token")
+				}
+				return ctx, nil
+			})))
+	}
+	g, err := gateway.New(conn, append(opts, cfg.Options...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &LoggingGateway{Gateway: g, log: logger}, nil
+}
+
+// ServeGateway runs the gateway over Kafka on ln until ctx ends, then shuts
+// it down gracefully (drain, finish in-flight requests, close the
+// connection).
+func ServeGateway(ctx context.Context, ln net.Listener, k Kafka, cfg GatewayConfig, logger *slog.Logger) error {
+	copts := []kafka.ClientOption{kafka.WithLogger(logger)}
+	for _, o := range k.Options {
+		copts = append(copts, o)
+	}
+	conn, err := kafka.Dial(ctx, k.Brokers, copts...)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	g, err := NewGateway(conn, cfg, logger)
+	if err != nil {
+		_ = conn.Close()
+		_ = ln.Close()
+		return err
+	}
+	logger.Info("gateway listening", "url", "http://"+ln.Addr().String(), "routes", len(g.Routes()), "brokers", strings.Join(k.Brokers, ","))
+	return gateway.Serve(ctx, ln, g, gateway.WithShutdownTimeout(10*time.Second))
+}
+
+// ServeMonolith runs every service and the gateway in this process on the
+// in-process transport until ctx ends. ready, if not nil, is called once
+// the gateway accepts requests.
+func ServeMonolith(ctx context.Context, ln net.Listener, cfg GatewayConfig, logger func(component string) *slog.Logger, ready func()) error {
+	ch := inproc.New(inproc.WithLogger(logger("inproc")))
+	for _, name := range Services {
+		if err := Register(name, ch, ch, logger(name)); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
+	if err := ch.Err(); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	g, err := NewGateway(ch, cfg, logger(Gateway))
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	logger(Gateway).Info("gateway listening", "url", "http://"+ln.Addr().String(), "routes", len(g.Routes()), "transport", "inproc")
+	return gateway.Serve(ctx, ln, g, gateway.WithShutdownTimeout(10*time.Second), gateway.WithOnListen(func(net.Addr) {
+		if ready != nil {
+			ready()
+		}
+	}))
+}
+
+// LoggingGateway is the gateway with one Info log line per API request.
+type LoggingGateway struct {
+	*gateway.Gateway
+	log *slog.Logger
+}
+
+// ServeHTTP serves the request and logs it (the gateway's own endpoints,
+// such as /healthz and /metrics, are not logged).
+func (g *LoggingGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case gateway.PathHealth, gateway.PathReady, gateway.PathMetrics:
+		g.Gateway.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	g.Gateway.ServeHTTP(rec, r)
+	g.log.Info(fmt.Sprintf("%s %s → %d", r.Method, r.URL.RequestURI(), rec.status),
+		"took", time.Since(start).Round(10*time.Microsecond), "request_id", w.Header().Get("X-Request-Id"))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,183 @@
+package system_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"log/slog"
+
+	"github.com/purista-go/purista/embedded"
+	"github.com/purista-go/purista/examples/contracts"
+	"github.com/purista-go/purista/examples/system"
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+// syncBuffer is a log sink the components write to concurrently.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// TestDemoKafka runs the demo flow over Kafka on the embedded broker, with
+// every component as it runs in its own process (here: goroutines with a
+// Kafka client or server each). The gateway starts first and the first
+// request is sent before any service runs: it waits in Kafka.
+func TestDemoKafka(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := embedded.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	k := system.Kafka{Brokers: b.Addrs(), Options: []kafka.Option{kafka.WithTopicPrefix("demo-test.")}}
+	if _, err := kafka.EnsureTopics(ctx, k.Brokers, contracts.Services(), nil, k.Options...); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	logger := func(component string) *slog.Logger {
+		return slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", component)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("component logs:\n%s", logs.String())
+		}
+	}()
+
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	run := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	ln := listen(t)
+	run(func() error { return system.ServeGateway(runCtx, ln, k, system.GatewayConfig{}, logger(system.Gateway)) })
+
+	var out strings.Builder
+	d := &system.Demo{Base: "http://" + ln.Addr().String(), Out: &out}
+	steps := system.DemoSteps()
+	first := make(chan *system.Exchange, 1)
+	firstErr := make(chan error, 1)
+	go func() {
+		ex, err := d.Send(ctx, steps[0])
+		first <- ex
+		firstErr <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is in Kafka; no service runs yet
+	for _, name := range system.Services {
+		run(func() error { return system.ServeService(runCtx, name, k, logger(name)) })
+	}
+	ex, err := <-first, <-firstErr
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Print(ex)
+	if err := d.Check(ex); err != nil {
+		t.Fatal(err)
+	}
+	if ex.Took < 300*time.Millisecond {
+		t.Errorf("the first request took %v: it should have waited for the users service", ex.Took)
+	}
+	exs, err := d.Run(ctx, steps[1:])
+	t.Logf("demo transcript:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPropagation(t, exs[0], logs.String())
+
+	stop()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("component stopped with an error: %v", err)
+	}
+}
+
+// TestDemoMonolith runs the same flow with every service and the gateway in
+// one process on the in-process transport.
+func TestDemoMonolith(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var logs syncBuffer
+	logger := func(component string) *slog.Logger {
+		return slog.New(slog.NewTextHandler(&logs, nil)).With("component", component)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ln := listen(t)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- system.ServeMonolith(runCtx, ln, system.GatewayConfig{}, logger, func() { close(ready) })
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("monolith stopped: %v", err)
+	}
+	var out strings.Builder
+	d := &system.Demo{Base: "http://" + ln.Addr().String(), Out: &out}
+	exs, err := d.Run(ctx, system.DemoSteps())
+	t.Logf("demo transcript:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("%v\ncomponent logs:\n%s", err, logs.String())
+	}
+	checkPropagation(t, exs[1], logs.String())
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("monolith stopped with an error: %v", err)
+	}
+}
+
+// checkPropagation checks that the users service, called by the orders
+// service while placing the order, saw the gateway's request id and a
+// deadline from the order's 5 s timeout.
+func checkPropagation(t *testing.T, placeOrder *system.Exchange, logs string) {
+	t.Helper()
+	rid := placeOrder.Header.Get("X-Request-Id")
+	if rid == "" {
+		t.Fatal("the gateway returned no X-Request-Id")
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `msg="get user"`) && strings.Contains(line, "request_id="+rid) {
+			i := strings.Index(line, "deadline_left=")
+			left, err := time.ParseDuration(strings.Fields(line[i+len("deadline_left="):])[0])
+			if i < 0 || err != nil || left <= 0 || left > 5*time.Second {
+				t.Errorf("users saw the request without a deadline from the order's 5 s timeout: %s", line)
+			}
+			return
+		}
+	}
+	t.Errorf("no users log line with the order's request id %s: the request id was not passed on\n%s", rid, logs)
+}
