@@ -83,7 +83,9 @@ func TestDemoKafka(t *testing.T) {
 		}()
 	}
 	ln := listen(t)
-	run(func() error { return system.ServeGateway(runCtx, ln, k, system.GatewayConfig{}, logger(system.Gateway)) })
+	run(func() error {
+		return system.ServeGateway(runCtx, ln, k, system.GatewayConfig{}, logger(system.Gateway))
+	})
 
 	var out strings.Builder
 	d := &system.Demo{Base: "http://" + ln.Addr().String(), Out: &out}
