@@ -33,8 +33,9 @@ type TopicResult struct {
 	Warning string
 }
 
-// EnsureTopics creates the request topics of services and the topics of
-// events that are missing, with the partitions and replication their
+// EnsureTopics creates the request topics of services, the dead-letter
+// topics of services that subscribe to events, and the topics of events
+// that are missing, with the partitions and replication their
 // contracts declare (or the defaults of WithEnsureTopics). It is idempotent
 // and reports, per topic, whether it was created.
 func EnsureTopics(ctx context.Context, brokers []string, services []*purista.Service, events []*purista.Event, opts ...Option) ([]TopicResult, error) {
@@ -51,8 +52,9 @@ func EnsureTopics(ctx context.Context, brokers []string, services []*purista.Ser
 		return nil, err
 	}
 	specs := servicesTopics(b, services)
+	specs = append(specs, deadLetterTopics(b, services)...)
 	for _, e := range events {
-		specs = append(specs, TopicSpec{Name: b.cfg.topicPrefix + e.Topic, Partitions: orDefault(int(e.Partitions), b.cfg.partitions), ReplicationFactor: orDefault(int(e.ReplicationFactor), b.cfg.replication)})
+		specs = append(specs, b.eventTopicSpec(e))
 	}
 	return ensureTopics(ctx, b, specs)
 }

@@ -29,6 +29,7 @@ type serverConfig struct {
 	heartbeat       time.Duration
 	session         time.Duration
 	deadLetterTopic string
+	events          eventConfig // subscriptions.go
 }
 
 // Server takes requests from the request topics of the services registered
@@ -58,6 +59,7 @@ type Server struct {
 	stopped        chan struct{}
 
 	stats serverStats
+	subs  subscriptions // subscriptions.go
 }
 
 type serverStats struct {
@@ -120,11 +122,11 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 	s := &Server{
 		base:        b,
 		cfg:         cfg,
-		disp:        dispatch.NewServer(cfg.logger, dd, cfg.interceptors...),
 		work:        make(chan func()),
 		stopWorkers: make(chan struct{}),
 		stopped:     make(chan struct{}),
 	}
+	s.disp = dispatch.NewServer(cfg.logger, dd, s.withEventInterceptor(cfg.interceptors)...)
 	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
 	return s, nil
@@ -192,6 +194,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			return err
 		}
 	} else if err := checkTopics(ctx, s.base, specs); err != nil {
+		return err
+	}
+	if err := s.startSubscriptions(ctx); err != nil {
 		return err
 	}
 
@@ -457,6 +462,7 @@ func (s *Server) stop(cancelHandlers bool) {
 	if cancelHandlers {
 		s.cancelHandlers()
 	}
+	s.stopSubscriptions()
 	s.fetchers.Wait()
 	s.handlers.Wait()
 	close(s.stopWorkers)
