@@ -1,104 +1,57 @@
-// Command gateway is the HTTP edge for every contract linked into it: here
-// the Echo test service. It is the few lines a gateway binary needs.
+// Command gateway is the HTTP edge of the example system: every route of
+// the example contracts (users, orders, notifications) compiled in, calling
+// the services over Kafka. It needs no service to be up when it starts, nor
+// ever learns routes from them: a request for a service that is not running
+// yet waits in Kafka until an instance takes it, within the route's
+// timeout.
 //
-//	go run ./examples/gateway -brokers host:9092   # services run elsewhere
-//	go run ./examples/gateway                      # embedded broker + an Echo service, to try it
+//	go run ./examples/gateway -brokers 127.0.0.1:9092
+//	PURISTA_BROKERS=kafka-1:9092 PURISTA_GATEWAY_TOKEN=s3cret gateway
 //
 // Then:
 //
-//	curl -s localhost:8080/v1/echo -d '{"message":"hi"}'
-//	curl -s localhost:8080/routes
-//	curl -s localhost:8080/openapi.v3.json
+//	curl -s localhost:8080/routes            the compiled route table
+//	curl -s localhost:8080/openapi.v3.json   OpenAPI of every contract
+//	curl -s localhost:8080/v1/users -d '{"email":"ada@example.com","display_name":"Ada"}'
+//
+// With -token, routes not marked public in the contracts need
+// "Authorization: Bearer <token>". SIGINT or SIGTERM stops it gracefully:
+// /readyz fails, in-flight requests finish, the Kafka client closes.
 package main
 
 import (
 	"context"
 	"flag"
-	"log"
-	"log/slog"
+	"fmt"
+	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 
-	"github.com/purista-go/purista/embedded"
-	"github.com/purista-go/purista/gateway"
-	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1" // links the contract's routes in
-	"github.com/purista-go/purista/internal/conformance"
-	"github.com/purista-go/purista/transport/kafka"
+	"github.com/purista-go/purista/examples/system"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "HTTP listen address")
-	brokers := flag.String("brokers", "", "Kafka bootstrap brokers, comma-separated; empty starts an embedded broker and an Echo service")
-	openapi := flag.String("openapi", "gen/openapi/purista.swagger.json", "OpenAPI v2 document(s) of the contracts, comma-separated")
-	flag.Parse()
-	if err := run(*addr, *brokers, *openapi); err != nil {
-		log.Fatal(err)
+	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
+	var cfg system.Config
+	cfg.RegisterFlags(fs, true)
+	_ = fs.Parse(os.Args[1:])
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(2)
 	}
-}
+	logger := cfg.Logger(os.Stderr, system.Gateway)
 
-func run(addr, brokers, openapi string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-
-	var bs []string
-	if brokers == "" {
-		b, err := embedded.Start()
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		bs = b.Addrs()
-		if err := serveEcho(ctx, bs, logger); err != nil {
-			return err
-		}
-	} else {
-		bs = strings.Split(brokers, ",")
-	}
-
-	var docs [][]byte
-	for _, p := range strings.Split(openapi, ",") {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		docs = append(docs, b)
-	}
-
-	// The gateway: a Kafka client connection and the compiled-in routes.
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := kafka.Dial(dctx, bs, kafka.WithLogger(logger))
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return err
+		logger.Error("gateway cannot listen", "addr", cfg.HTTPAddr, "error", err)
+		os.Exit(1)
 	}
-	g, err := gateway.New(conn, gateway.WithOpenAPI(docs...), gateway.WithLogger(logger))
-	if err != nil {
-		return err
+	if err := system.ServeGateway(ctx, ln, cfg.Kafka(), system.GatewayConfig{Token: cfg.Token}, logger); err != nil {
+		logger.Error("gateway failed", "error", err)
+		os.Exit(1)
 	}
-	logger.Info("gateway listening", "addr", addr, "brokers", bs, "routes", len(g.Routes()))
-	return gateway.ListenAndServe(ctx, addr, g) // closes conn on shutdown
-}
-
-// serveEcho runs the Echo service over Kafka in this process, standing in
-// for a service deployed on its own.
-func serveEcho(ctx context.Context, brokers []string, logger *slog.Logger) error {
-	srv, err := kafka.NewServer(brokers, kafka.WithEnsureTopics(3, 1), kafka.WithLogger(logger))
-	if err != nil {
-		return err
-	}
-	testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "example"})
-	go func() {
-		if err := srv.Serve(context.Background()); err != nil {
-			logger.Error("echo service stopped", "error", err)
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		srv.GracefulStop()
-	}()
-	return nil
+	logger.Info("gateway stopped")
 }

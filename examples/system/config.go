@@ -1,0 +1,126 @@
+package system
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+// Config is what a component's main reads from its flags and environment.
+// Every flag has an environment variable; a flag given on the command line
+// wins over the variable, the variable over the default.
+type Config struct {
+	Brokers      string // -brokers, PURISTA_BROKERS
+	TopicPrefix  string // -topic-prefix, PURISTA_TOPIC_PREFIX
+	EnsureTopics bool   // -ensure-topics, PURISTA_ENSURE_TOPICS
+	LogLevel     string // -log-level, PURISTA_LOG_LEVEL
+	LogFormat    string // -log-format, PURISTA_LOG_FORMAT
+	HTTPAddr     string // -http, PURISTA_HTTP_ADDR (gateway only)
+	Token        string // -token, PURISTA_GATEWAY_TOKEN (gateway only)
+
+	envErr []string
+}
+
+// DefaultBrokers is where the components look for Kafka by default: the
+// embedded broker of `purista dev` listens there.
+const DefaultBrokers = "127.0.0.1:9092"
+
+// RegisterFlags defines the flags on fs, with defaults from the
+// environment. gateway adds the gateway's flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, gateway bool) {
+	fs.StringVar(&c.Brokers, "brokers", c.env("PURISTA_BROKERS", DefaultBrokers), "Kafka bootstrap brokers, comma-separated (env PURISTA_BROKERS)")
+	fs.StringVar(&c.TopicPrefix, "topic-prefix", c.env("PURISTA_TOPIC_PREFIX", ""), "prefix of every topic and consumer group, to share a cluster between environments (env PURISTA_TOPIC_PREFIX)")
+	fs.BoolVar(&c.EnsureTopics, "ensure-topics", c.envBool("PURISTA_ENSURE_TOPICS", false), "create missing request topics at start; production provisions them with `purista topics ensure` (env PURISTA_ENSURE_TOPICS)")
+	fs.StringVar(&c.LogLevel, "log-level", c.env("PURISTA_LOG_LEVEL", "info"), "debug, info, warn or error (env PURISTA_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", c.env("PURISTA_LOG_FORMAT", "text"), "text or json (env PURISTA_LOG_FORMAT)")
+	if gateway {
+		fs.StringVar(&c.HTTPAddr, "http", c.env("PURISTA_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env PURISTA_HTTP_ADDR)")
+		fs.StringVar(&c.Token, "token", c.env("PURISTA_GATEWAY_TOKEN", ""), "bearer token that routes not marked public require; empty: no authentication (env PURISTA_GATEWAY_TOKEN)")
+	}
+}
+
+func (c *Config) env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func (c *Config) envBool(name string, def bool) bool {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		c.envErr = append(c.envErr, fmt.Sprintf("%s=%q is not a boolean: use true or false", name, v))
+		return def
+	}
+	return b
+}
+
+// Validate reports bad values, naming the flag and variable to fix.
+func (c *Config) Validate() error {
+	var errs []string
+	errs = append(errs, c.envErr...)
+	if len(c.brokerList()) == 0 {
+		errs = append(errs, "no brokers: set -brokers or PURISTA_BROKERS to host:port[,host:port...]")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Sprintf("-log-format %q: use text or json", c.LogFormat))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (c *Config) brokerList() []string {
+	var bs []string
+	for _, b := range strings.Split(c.Brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			bs = append(bs, b)
+		}
+	}
+	return bs
+}
+
+// Kafka returns the transport settings.
+func (c *Config) Kafka() Kafka {
+	k := Kafka{Brokers: c.brokerList()}
+	if c.TopicPrefix != "" {
+		k.Options = append(k.Options, kafka.WithTopicPrefix(c.TopicPrefix))
+	}
+	if c.EnsureTopics {
+		k.Options = append(k.Options, kafka.WithEnsureTopics(0, 0))
+	}
+	return k
+}
+
+// Logger returns the component's logger, writing to w.
+func (c *Config) Logger(w io.Writer, component string) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if c.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h).With("component", component)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("-log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
