@@ -337,6 +337,8 @@ func (c *ClientConn) sendError(ctx context.Context, svc, topic string, err error
 		return status.Errorf(codes.Unavailable, "request topic %s of %s does not exist: provision it with `purista topics ensure` or start the client or server with kafka.WithEnsureTopics", topic, svc)
 	case errors.Is(err, errProducerClosed):
 		return status.Error(codes.Unavailable, "kafka: client connection is closed")
+	case errors.Is(err, kafka.MessageSizeTooLarge), errors.Is(err, kafka.RecordListTooLarge):
+		return status.Errorf(codes.ResourceExhausted, "request to %s is larger than the topic %s accepts (message.max.bytes, 1 MiB by default): send less per call or raise the topic's max.message.bytes", svc, topic)
 	}
 	return status.Errorf(codes.Unavailable, "kafka: write request to topic %s: %v", topic, err)
 }

@@ -165,6 +165,18 @@ func (p *producer) queue(topic string, partition int) (chan *pendingRecord, erro
 
 const writeTimeout = 30 * time.Second
 
+// maxBatchBytes keeps produce batches under the brokers' default
+// message.max.bytes (1 MiB).
+const maxBatchBytes = 900 << 10
+
+func recordSize(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value) + 32
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value) + 8
+	}
+	return n
+}
+
 func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 	defer p.wg.Done()
 	var conn *kafka.Conn
@@ -175,21 +187,36 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 	}()
 	batch := make([]*pendingRecord, 0, p.maxBatch)
 	msgs := make([]kafka.Message, 0, p.maxBatch)
+	var carry *pendingRecord // taken from the queue, left for the next batch
 	for {
 		batch, msgs = batch[:0], msgs[:0]
-		select {
-		case first := <-q:
-			batch = append(batch, first)
-		case <-p.done:
-			return
+		if carry != nil {
+			batch, carry = append(batch, carry), nil
+		} else {
+			select {
+			case first := <-q:
+				batch = append(batch, first)
+			case <-p.done:
+				return
+			}
 		}
 		// Let goroutines that are about to send run first: under load
 		// their records join this request; when idle this returns at once.
 		runtime.Gosched()
+		size := recordSize(batch[0].msg)
 	fill:
 		for len(batch) < p.maxBatch {
 			select {
 			case next := <-q:
+				// Brokers refuse a whole batch over their message size
+				// limit: keep batches under it, so only a record that is
+				// too large on its own fails.
+				if n := recordSize(next.msg); size+n > maxBatchBytes {
+					carry = next
+					break fill
+				} else {
+					size += n
+				}
 				batch = append(batch, next)
 			default:
 				break fill

@@ -393,30 +393,43 @@ func (s *Server) reply(h requestHeaders, req kafka.Message, res dispatch.Result)
 			body = b
 		}
 	}
-	headers := make([]kafka.Header, 0, 6+len(res.Header)+len(res.Trailer))
-	headers = append(headers,
-		kafka.Header{Key: hdrVersion, Value: []byte(protocolVersion)},
-		kafka.Header{Key: hdrCorrelationID, Value: []byte(h.id)},
-		kafka.Header{Key: hdrStatus, Value: strconv.AppendInt(nil, int64(st.Code()), 10)},
-	)
 	if st.Code() != codes.OK {
 		body = nil
-		headers = append(headers, kafka.Header{Key: hdrMessage, Value: []byte(st.Message())})
-		if b, err := proto.Marshal(st.Proto()); err == nil {
-			headers = append(headers, kafka.Header{Key: hdrStatusBin, Value: b})
-		}
 	}
-	headers = appendMD(headers, hdrHeaderPrefix, res.Header)
-	headers = appendMD(headers, hdrTrailerPrefix, res.Trailer)
+	headers := replyHeaders(h, st, res.Header, res.Trailer)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.prod.send(ctx, h.replyTo, 0, kafka.Message{Value: body, Headers: headers})
+	if errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) {
+		// Tell the caller instead of leaving it to time out.
+		too := status.Newf(codes.ResourceExhausted, "response of %s (%d bytes) is larger than the reply topic accepts (message.max.bytes): return less per call or raise the limit", h.method, len(body))
+		s.cfg.logger.Warn("kafka: reply too large", "method", h.method, "bytes", len(body))
+		headers = replyHeaders(h, too, nil, nil)
+		err = s.prod.send(ctx, h.replyTo, 0, kafka.Message{Headers: headers})
+	}
 	if err != nil {
 		s.stats.replyFailed.Add(1)
 		s.cfg.logger.Warn("kafka: reply not written; the caller will time out", "reply_to", h.replyTo, "method", h.method, "id", h.id, "error", err)
 		return
 	}
 	s.stats.handled.Add(1)
+}
+
+func replyHeaders(h requestHeaders, st *status.Status, header, trailer metadata.MD) []kafka.Header {
+	headers := make([]kafka.Header, 0, 6+len(header)+len(trailer))
+	headers = append(headers,
+		kafka.Header{Key: hdrVersion, Value: []byte(protocolVersion)},
+		kafka.Header{Key: hdrCorrelationID, Value: []byte(h.id)},
+		kafka.Header{Key: hdrStatus, Value: strconv.AppendInt(nil, int64(st.Code()), 10)},
+	)
+	if st.Code() != codes.OK {
+		headers = append(headers, kafka.Header{Key: hdrMessage, Value: []byte(st.Message())})
+		if b, err := proto.Marshal(st.Proto()); err == nil {
+			headers = append(headers, kafka.Header{Key: hdrStatusBin, Value: b})
+		}
+	}
+	headers = appendMD(headers, hdrHeaderPrefix, header)
+	return appendMD(headers, hdrTrailerPrefix, trailer)
 }
 
 func (s *Server) deadLetter(m kafka.Message, reason string) {

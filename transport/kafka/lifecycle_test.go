@@ -1,0 +1,83 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
+	"github.com/purista-go/purista/internal/conformance"
+	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+// TestCloseFailsPendingCalls closes a client while a call waits for its
+// reply: the call fails at once with UNAVAILABLE, and later calls too.
+func TestCloseFailsPendingCalls(t *testing.T) {
+	brokers := kafkatest.Embedded(t)
+	e := newEnv(t, brokers)
+	srv := e.Server(t, conformance.Options{})
+	testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "s"})
+	srv.Start(t)
+	t.Cleanup(srv.Stop)
+	conn := e.Client(t, conformance.Options{}).(*kafka.ClientConn)
+	c := testingv1.NewEchoServiceClient(conn)
+	waitFor(t, c, "s", 30*time.Second)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := c.Sleep(ctx, &testingv1.SleepRequest{Duration: durationpb.New(2 * time.Second)})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	if err := conn.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-done:
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("pending call after Close = %v, want UNAVAILABLE", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("pending call still waiting 5s after Close")
+	}
+	t.Logf("pending call failed %v after Close", time.Since(start))
+	if _, err := c.Echo(context.Background(), &testingv1.EchoRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("call after Close = %v, want UNAVAILABLE", err)
+	}
+}
+
+// TestGracefulStopFinishesInFlight stops a server while a handler runs:
+// the call is still answered, and Serve returns.
+func TestGracefulStopFinishesInFlight(t *testing.T) {
+	brokers := kafkatest.Embedded(t)
+	e := newEnv(t, brokers)
+	srv := e.Server(t, conformance.Options{}).(*server)
+	testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "s"})
+	srv.Start(t)
+	c := testingv1.NewEchoServiceClient(e.Client(t, conformance.Options{}))
+	waitFor(t, c, "s", 30*time.Second)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := c.Sleep(ctx, &testingv1.SleepRequest{Duration: durationpb.New(time.Second)})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	srv.Stop() // graceful: waits for the handler
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("call in flight during a graceful stop: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("call in flight not answered within 5s of a graceful stop")
+	}
+}
