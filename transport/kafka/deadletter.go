@@ -1,0 +1,234 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// DeadLetter is an event a subscriber kept failing, as its service's
+// dead-letter topic holds it.
+type DeadLetter struct {
+	// Topic, Partition and Offset locate the dead letter itself.
+	Topic     string
+	Partition int
+	Offset    int64
+	// Subscriber is the full method that failed; Group its consumer group.
+	Subscriber string
+	Group      string
+	// Event is the event's full name, EventID its id.
+	Event   string
+	EventID string
+	// OriginalTopic, OriginalPartition and OriginalOffset locate the event
+	// record the subscriber failed.
+	OriginalTopic     string
+	OriginalPartition int
+	OriginalOffset    int64
+	// Attempts is how many times the subscriber was invoked.
+	Attempts int
+	// Status is the last error (code, message and details).
+	Status *status.Status
+	// At is when the event was dead-lettered.
+	At time.Time
+	// Key, Value and Headers are the record as stored: the event's key and
+	// value, its headers and the dead-letter headers.
+	Key     []byte
+	Value   []byte
+	Headers []kafka.Header
+}
+
+// ID names the dead letter by its position: "<topic>/<partition>/<offset>".
+func (d DeadLetter) ID() string { return fmt.Sprintf("%s/%d/%d", d.Topic, d.Partition, d.Offset) }
+
+// ListDeadLetters reads the dead-letter topic of a subscribing service
+// (after the topic prefix of opts) from its oldest retained record to its
+// end, and returns the dead letters in partition and offset order.
+func ListDeadLetters(ctx context.Context, brokers []string, service string, opts ...Option) ([]DeadLetter, error) {
+	b, err := adminBase(ctx, brokers, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	topic := b.deadLetterTopic(service)
+	parts, err := b.prod.partitions(ctx, topic, true)
+	if err != nil {
+		var missing errTopicMissing
+		if errors.As(err, &missing) {
+			return nil, fmt.Errorf("kafka: dead-letter topic %s does not exist: %s has no subscriptions here, or its topics were never provisioned", topic, service)
+		}
+		return nil, fmt.Errorf("kafka: read metadata of %s: %w", topic, err)
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, p := range parts {
+		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	offs, err := b.kc.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list offsets of %s: %w", topic, err)
+	}
+	var out []DeadLetter
+	for _, po := range offs.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("kafka: list offsets of %s partition %d: %w", topic, po.Partition, po.Error)
+		}
+		if po.LastOffset <= po.FirstOffset {
+			continue
+		}
+		letters, err := readPartition(ctx, b, topic, po.Partition, po.FirstOffset, po.LastOffset)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, letters...)
+	}
+	return out, nil
+}
+
+func adminBase(ctx context.Context, brokers []string, opts []Option) (*base, error) {
+	cc := clientConfig{commonConfig: defaultCommon()}
+	for _, o := range opts {
+		o.applyClient(&cc)
+	}
+	b, err := newBase(brokers, cc.commonConfig)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.ping(ctx); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// readPartition reads the records of [first, end) of one partition.
+func readPartition(ctx context.Context, b *base, topic string, partition int, first, end int64) ([]DeadLetter, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   b.brokers,
+		Topic:     topic,
+		Partition: partition,
+		Dialer:    b.dialer,
+		MinBytes:  1,
+		MaxBytes:  16 << 20,
+		MaxWait:   200 * time.Millisecond,
+	})
+	defer r.Close()
+	if err := r.SetOffset(first); err != nil {
+		return nil, err
+	}
+	var out []DeadLetter
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: read %s partition %d: %w", topic, partition, err)
+		}
+		out = append(out, decodeDeadLetter(m))
+		if m.Offset >= end-1 {
+			return out, nil
+		}
+	}
+}
+
+func decodeDeadLetter(m kafka.Message) DeadLetter {
+	d := DeadLetter{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers}
+	code, msg := codes.Unknown, ""
+	var stBin []byte
+	for _, h := range m.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case hdrDeadLetterSubscriber:
+			d.Subscriber = v
+		case hdrDeadLetterGroup:
+			d.Group = v
+		case hdrEvent:
+			d.Event = v
+		case hdrID:
+			d.EventID = v
+		case hdrDeadLetterTopic:
+			d.OriginalTopic = v
+		case hdrDeadLetterPartition:
+			d.OriginalPartition, _ = strconv.Atoi(v)
+		case hdrDeadLetterOffset:
+			d.OriginalOffset, _ = strconv.ParseInt(v, 10, 64)
+		case hdrDeadLetterAttempts:
+			d.Attempts, _ = strconv.Atoi(v)
+		case hdrDeadLetterStatus:
+			if n, err := strconv.Atoi(v); err == nil {
+				code = codes.Code(n)
+			}
+		case hdrDeadLetterReason:
+			msg = v
+		case hdrDeadLetterStatusBin:
+			stBin = h.Value
+		case hdrDeadLetterTime:
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+				d.At = time.UnixMilli(ms)
+			}
+		}
+	}
+	d.Status = status.New(code, msg)
+	if len(stBin) > 0 {
+		var sp spb.Status
+		if err := proto.Unmarshal(stBin, &sp); err == nil {
+			d.Status = status.FromProto(&sp)
+		}
+	}
+	return d
+}
+
+// Redrive writes each dead letter back to the partition of the topic it
+// came from, with its key, value and event headers, addressed to the
+// subscriber that failed it: only that subscriber handles it again, with
+// fresh attempts; other subscribing services skip it. The dead letters stay
+// in their topic. It returns how many were written.
+func Redrive(ctx context.Context, brokers []string, letters []DeadLetter, opts ...Option) (int, error) {
+	b, err := adminBase(ctx, brokers, opts)
+	if err != nil {
+		return 0, err
+	}
+	defer b.close()
+	for i, d := range letters {
+		if d.Subscriber == "" || d.OriginalTopic == "" {
+			return i, fmt.Errorf("kafka: dead letter %s has no %s or %s header: it was not written by a purista subscription", d.ID(), hdrDeadLetterSubscriber, hdrDeadLetterTopic)
+		}
+		headers := make([]kafka.Header, 0, len(d.Headers))
+		for _, h := range d.Headers {
+			if strings.HasPrefix(h.Key, hdrDeadLetterPrefix) || h.Key == hdrRedriveFor || h.Key == hdrRedriveOf {
+				continue
+			}
+			headers = append(headers, h)
+		}
+		headers = append(headers,
+			kafka.Header{Key: hdrRedriveFor, Value: []byte(d.Subscriber)},
+			kafka.Header{Key: hdrRedriveOf, Value: []byte(d.ID())},
+		)
+		rec := kafka.Message{Key: d.Key, Value: d.Value, Headers: headers}
+		parts, err := b.prod.partitions(ctx, d.OriginalTopic, false)
+		if err != nil {
+			return i, fmt.Errorf("kafka: re-drive %s to %s: %w", d.ID(), d.OriginalTopic, err)
+		}
+		part := -1
+		for _, p := range parts {
+			if p == d.OriginalPartition {
+				part = p
+			}
+		}
+		if part < 0 {
+			part, err = b.prod.pickPartition(ctx, d.OriginalTopic, d.Key)
+		}
+		if err == nil {
+			err = b.prod.send(ctx, d.OriginalTopic, part, rec)
+		}
+		if err != nil {
+			return i, fmt.Errorf("kafka: re-drive %s to %s: %w", d.ID(), d.OriginalTopic, err)
+		}
+	}
+	return len(letters), nil
+}

@@ -1,0 +1,110 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/conformance"
+	"github.com/purista-go/purista/internal/conformance/events"
+	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+// eventEnv is env with what the event suite needs.
+type eventEnv struct{ *env }
+
+func (e eventEnv) EventServer(t testing.TB, o events.Options) conformance.Server {
+	opts := []kafka.ServerOption{kafka.WithUnaryServerInterceptors(o.ServerInterceptors...), kafka.WithGroupTimings(250*time.Millisecond, 6*time.Second)}
+	if o.MaxAttempts > 0 {
+		opts = append(opts, kafka.WithEventRetry(o.MaxAttempts, o.FirstBackoff, o.MaxBackoff))
+	}
+	for _, c := range e.common() {
+		opts = append(opts, c)
+	}
+	srv, err := kafka.NewServer(e.brokers, opts...)
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	return &server{Server: srv}
+}
+
+func (e eventEnv) Publisher(t testing.TB) purista.Publisher {
+	return e.Client(t, conformance.Options{}).(*kafka.ClientConn)
+}
+
+func (e eventEnv) AwaitSubscribers(t testing.TB, service, event string, members int) {
+	t.Helper()
+	group := e.prefix + kafka.SubscriptionGroup(service, event)
+	awaitGroup(t, e.brokers, group, members)
+}
+
+// awaitGroup waits until group is stable with members members, each owning
+// a partition.
+func awaitGroup(t testing.TB, brokers []string, group string, members int) {
+	t.Helper()
+	kc := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		resp, err := kc.DescribeGroups(context.Background(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
+		if err == nil && len(resp.Groups) == 1 {
+			g := resp.Groups[0]
+			owning := 0
+			for _, m := range g.Members {
+				for _, tp := range m.MemberAssignments.Topics {
+					if len(tp.Partitions) > 0 {
+						owning++
+						break
+					}
+				}
+			}
+			if g.GroupState == "Stable" && len(g.Members) == members && owning == members {
+				return
+			}
+			last = g.GroupState
+		} else if err != nil {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("group %s did not become stable with %d members owning partitions (last: %s)", group, members, last)
+}
+
+func (e eventEnv) DeadLetters(t testing.TB, service string) []events.DeadLetter {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	letters, err := kafka.ListDeadLetters(ctx, e.brokers, service, kafka.WithTopicPrefix(e.prefix), kafka.WithLogger(quiet))
+	if err != nil {
+		t.Fatalf("ListDeadLetters: %v", err)
+	}
+	out := make([]events.DeadLetter, len(letters))
+	for i, l := range letters {
+		out[i] = events.DeadLetter{Subscriber: l.Subscriber, EventID: l.EventID, Attempts: l.Attempts, Code: l.Status.Code(), Message: l.Status.Message(), Raw: l}
+	}
+	return out
+}
+
+func (e eventEnv) Redrive(t testing.TB, service string, letters []events.DeadLetter) {
+	t.Helper()
+	raw := make([]kafka.DeadLetter, len(letters))
+	for i, l := range letters {
+		raw[i] = l.Raw.(kafka.DeadLetter)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if n, err := kafka.Redrive(ctx, e.brokers, raw, kafka.WithTopicPrefix(e.prefix), kafka.WithLogger(quiet)); err != nil || n != len(raw) {
+		t.Fatalf("Redrive = %d, %v; want %d", n, err, len(raw))
+	}
+}
+
+func TestEvents(t *testing.T) {
+	kafkatest.Brokers(t, func(t *testing.T, brokers []string) {
+		events.Run(t, func(t testing.TB) events.Env { return eventEnv{newEnv(t, brokers)} })
+	})
+}
+
