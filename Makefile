@@ -67,6 +67,8 @@ lint: tools contracts-deps ## gofmt, go vet, buf lint, and buf lint + buf breaki
 # broker next to the "embedded" ones; otherwise they are skipped with one line
 # saying why (a failure with PURISTA_REQUIRE_KAFKA=1).
 test: ## Run all tests (embedded broker; real Kafka too when Java 17 + Maven exist).
+	@$(MAKE) --no-print-directory tools >/dev/null 2>&1 || \
+		echo "note: 'make tools' failed (is npm installed?); tests that need buf or the google/api protos will skip"
 	@if why=$$(scripts/kafka.sh check); then \
 		rc=0; scripts/kafka.sh run -- scripts/gotest.sh ./... || rc=$$?; \
 		if [ $$rc -ne 125 ]; then exit $$rc; fi; \

@@ -191,6 +191,25 @@ func (r *report) handlePackage(e event) {
 	}
 }
 
+// skipReason returns the message a skipped test gave: its last output line
+// without the "file_test.go:12: " prefix.
+func skipReason(output []string) string {
+	for i := len(output) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(output[i])
+		if l == "" || strings.HasPrefix(l, "--- ") {
+			continue
+		}
+		if _, msg, ok := strings.Cut(l, ": "); ok && strings.Contains(l[:len(l)-len(msg)], ".go:") {
+			l = msg
+		}
+		if len(l) > 160 {
+			l = l[:160] + "..."
+		}
+		return l
+	}
+	return "(no reason given)"
+}
+
 // usedReal reports whether the test or one of its parents logged
 // kafkatest.RealMarker (kafkatest.Brokers logs it on the "kafka" subtest,
 // whose own subtests do the work).
@@ -213,6 +232,7 @@ func (r *report) summary(d time.Duration) bool {
 	var pass, fail, skip int
 	var realPass, realFail, realSkip, realSkipped int
 	var realTests []string
+	skipReasons := map[string]int{}
 	for _, k := range r.order {
 		if r.parents[k] {
 			continue // count leaves only: a parent's result is its children's
@@ -240,6 +260,8 @@ func (r *report) summary(d time.Duration) bool {
 			realTests = append(realTests, fmt.Sprintf("%s %s (%.2fs)", strings.ToUpper(res), name, r.elapsed[k]))
 		} else if ts.skippedReal && res == "skip" {
 			realSkipped++
+		} else if res == "skip" {
+			skipReasons[skipReason(ts.output)]++
 		}
 	}
 	fmt.Fprintln(r.out)
@@ -255,6 +277,25 @@ func (r *report) summary(d time.Duration) bool {
 				break
 			}
 			fmt.Fprintln(r.out, "  "+l)
+		}
+	}
+	if len(skipReasons) > 0 {
+		reasons := make([]string, 0, len(skipReasons))
+		for reason := range skipReasons {
+			reasons = append(reasons, reason)
+		}
+		sort.Slice(reasons, func(i, j int) bool {
+			if skipReasons[reasons[i]] != skipReasons[reasons[j]] {
+				return skipReasons[reasons[i]] > skipReasons[reasons[j]]
+			}
+			return reasons[i] < reasons[j]
+		})
+		for i, reason := range reasons {
+			if i == 5 {
+				fmt.Fprintf(r.out, "skipped: ... and %d other reasons\n", len(reasons)-5)
+				break
+			}
+			fmt.Fprintf(r.out, "skipped %d: %s\n", skipReasons[reason], reason)
 		}
 	}
 	status := "PASS"
