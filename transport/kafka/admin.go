@@ -112,7 +112,7 @@ func ensureTopics(ctx context.Context, b *base, specs []TopicSpec) ([]TopicResul
 		case terr == nil:
 			r.Created = true
 		case errors.Is(terr, kafka.TopicAlreadyExists):
-			ids, perr := b.prod.partitions(ctx, s.Name, true)
+			ids, perr := existingPartitions(ctx, b, s.Name)
 			if perr != nil {
 				failed = append(failed, fmt.Sprintf("%s: %v", s.Name, perr))
 				continue
@@ -137,6 +137,26 @@ func ensureTopics(ctx context.Context, b *base, specs []TopicSpec) ([]TopicResul
 		}
 	}
 	return results, nil
+}
+
+// existingPartitions returns the partitions of a topic CreateTopics said
+// exists. When another client created it a moment ago (two instances
+// starting together), a real broker's metadata can still miss it for a
+// while: wait for it rather than fail.
+func existingPartitions(ctx context.Context, b *base, name string) ([]int, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ids, err := b.prod.partitions(ctx, name, true)
+		var missing errTopicMissing
+		if err == nil || !errors.As(err, &missing) || time.Now().After(deadline) {
+			return ids, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timeAfter(50):
+		}
+	}
 }
 
 func waitTopic(ctx context.Context, b *base, name string) error {
