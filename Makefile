@@ -85,8 +85,14 @@ test-kafka: ## Run only the tests that use a real Apache Kafka broker (needs Jav
 		| awk '/ github.com\/purista-go\/purista\/internal\/kafkatest( |$$)/ { print $$1 }'); \
 	PURISTA_REQUIRE_KAFKA=1 PURISTA_KAFKA_ONLY=1 scripts/kafka.sh run -- scripts/gotest.sh $$pkgs
 
-demo: ## Run the demo on the embedded broker (needs only Go).
-	go run ./examples/demo
+# The example system on the embedded broker: gateway first, services a
+# moment later, the demo's requests printed, then it keeps running until
+# Ctrl-C. DEMO_FLAGS=--monolith runs it in one process instead.
+DEMO_FLAGS ?=
+demo: ## Run the example system and its demo requests on the embedded broker (needs only Go).
+	@echo "building bin/purista (the first build compiles every dependency: a minute or two on 2 cores)"
+	@go build -o bin/purista ./cmd/purista
+	@bin/purista dev --demo $(DEMO_FLAGS)
 
 bench: ## Run benchmarks and print the figure: lines they emit.
 	@mkdir -p .cache

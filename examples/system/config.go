@@ -38,7 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, gateway bool) {
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", c.env("PURISTA_TOPIC_PREFIX", ""), "prefix of every topic and consumer group, to share a cluster between environments (env PURISTA_TOPIC_PREFIX)")
 	fs.BoolVar(&c.EnsureTopics, "ensure-topics", c.envBool("PURISTA_ENSURE_TOPICS", false), "create missing request topics at start; production provisions them with `purista topics ensure` (env PURISTA_ENSURE_TOPICS)")
 	fs.StringVar(&c.LogLevel, "log-level", c.env("PURISTA_LOG_LEVEL", "info"), "debug, info, warn or error (env PURISTA_LOG_LEVEL)")
-	fs.StringVar(&c.LogFormat, "log-format", c.env("PURISTA_LOG_FORMAT", "text"), "text or json (env PURISTA_LOG_FORMAT)")
+	fs.StringVar(&c.LogFormat, "log-format", c.env("PURISTA_LOG_FORMAT", "text"), "text, json, or dev (short lines for a terminal) (env PURISTA_LOG_FORMAT)")
 	if gateway {
 		fs.StringVar(&c.HTTPAddr, "http", c.env("PURISTA_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env PURISTA_HTTP_ADDR)")
 		fs.StringVar(&c.Token, "token", c.env("PURISTA_GATEWAY_TOKEN", ""), "bearer token that routes not marked public require; empty: no authentication (env PURISTA_GATEWAY_TOKEN)")
@@ -75,8 +75,8 @@ func (c *Config) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err.Error())
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Sprintf("-log-format %q: use text or json", c.LogFormat))
+	if c.LogFormat != "text" && c.LogFormat != "json" && c.LogFormat != "dev" {
+		errs = append(errs, fmt.Sprintf("-log-format %q: use text, json or dev", c.LogFormat))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
@@ -110,9 +110,14 @@ func (c *Config) Kafka() Kafka {
 func (c *Config) Logger(w io.Writer, component string) *slog.Logger {
 	level, _ := parseLevel(c.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(w, opts)
-	if c.LogFormat == "json" {
+	var h slog.Handler
+	switch c.LogFormat {
+	case "json":
 		h = slog.NewJSONHandler(w, opts)
+	case "dev":
+		h = NewDevHandler(w, level)
+	default:
+		h = slog.NewTextHandler(w, opts)
 	}
 	return slog.New(h).With("component", component)
 }

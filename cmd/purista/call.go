@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+// defaultCallTimeout applies to methods whose contract declares no timeout.
+const defaultCallTimeout = 10 * time.Second
+
+func newCallCmd() *cobra.Command {
+	var (
+		kf       kafkaFlags
+		headers  []string
+		descSet  string
+		timeout  time.Duration
+		verbose  bool
+		listOnly bool
+	)
+	cmd := &cobra.Command{
+		Use:   "call <package.Service/Method> [json | - | @file]",
+		Short: "Call a method over Kafka and print the JSON reply",
+		Long: `call sends one request over Kafka, as the generated client does, and prints
+the reply as JSON — like grpcurl, with a broker in between. The request is
+JSON for the method's request message (protobuf's JSON mapping; "{}" when
+left out; "-" reads standard input, @file a file).
+
+Types come from the contracts compiled into purista, or from a descriptor set
+(--descriptor-set set.binpb, made with "buf build -o set.binpb"): then the
+request topic, partition key and timeout come from the set's purista options.
+
+The call's deadline is --timeout, else the method's timeout from the
+contract, else 10s. Errors print the status with its details and exit 1.`,
+		Example: `  purista call users.v1.UsersService/CreateUser '{"user":{"email":"ada@example.com","display_name":"Ada"}}'
+  purista call users.v1.UsersService/GetUser '{"user_id":"u-1f2e3d4c"}' -H x-request-id:debug-1
+  purista call --list`,
+		Args: cobra.RangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := loadContracts(descSet)
+			if err != nil {
+				return err
+			}
+			if listOnly {
+				return listMethods(cmd.OutOrStdout(), c)
+			}
+			if len(args) == 0 {
+				return usageError{errors.New("name the method to call: purista call package.Service/Method '<json>' (purista call --list shows them)")}
+			}
+			md, err := c.method(args[0])
+			if err != nil {
+				return err
+			}
+			body := "{}"
+			if len(args) == 2 {
+				if body, err = readBody(args[1], cmd.InOrStdin()); err != nil {
+					return err
+				}
+			}
+			req, err := c.newMessage(md.Input())
+			if err != nil {
+				return err
+			}
+			if err := (protojson.UnmarshalOptions{Resolver: c.resolver()}).Unmarshal([]byte(body), req); err != nil {
+				return usageError{fmt.Errorf("the request is not valid JSON for %s: %v\n%s", md.Input().FullName(), err, fieldList(md.Input()))}
+			}
+			resp, err := c.newMessage(md.Output())
+			if err != nil {
+				return err
+			}
+			md2 := metadata.MD{}
+			for _, h := range headers {
+				k, v, ok := strings.Cut(h, ":")
+				if !ok || strings.TrimSpace(k) == "" {
+					return usageError{fmt.Errorf("header %q: write key:value", h)}
+				}
+				md2.Append(strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v))
+			}
+			return callOnce(cmd, c, md, req, resp, md2, &kf, timeout, verbose)
+		},
+	}
+	kf.add(cmd.Flags())
+	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "request metadata key:value (repeatable)")
+	cmd.Flags().StringVar(&descSet, "descriptor-set", "", "take the types from this FileDescriptorSet instead of the compiled-in contracts")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "deadline of the call (default: the method's contract timeout, else 10s)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print the topic, timing and response metadata on stderr")
+	cmd.Flags().BoolVar(&listOnly, "list", false, "list the methods that can be called and exit")
+	return cmd
+}
+
+func callOnce(cmd *cobra.Command, c *typeSet, md protoreflect.MethodDescriptor, req, resp proto.Message, out metadata.MD, kf *kafkaFlags, timeout time.Duration, verbose bool) error {
+	service := string(md.Parent().FullName())
+	fullMethod := "/" + service + "/" + string(md.Name())
+	desc, known := purista.LookupService(service)
+	if !known {
+		desc = describe(md.Parent().(protoreflect.ServiceDescriptor))
+		if err := purista.RegisterService(desc); err != nil {
+			return err
+		}
+	}
+	if timeout <= 0 {
+		timeout = defaultCallTimeout
+		for _, m := range desc.Methods {
+			if m.FullMethod == fullMethod && m.Timeout > 0 {
+				timeout = m.Timeout
+			}
+		}
+	}
+	stderr := cmd.ErrOrStderr()
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	brokers, err := kf.reach(ctx)
+	if err != nil {
+		return err
+	}
+	logger := discardLogger()
+	if verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	dctx, cancel := context.WithTimeout(ctx, kf.timeout+5*time.Second)
+	defer cancel()
+	conn, err := kafka.Dial(dctx, brokers, append([]kafka.ClientOption{kafka.WithLogger(logger)}, toClient(kf.options())...)...)
+	if err != nil {
+		return fmt.Errorf("connecting to Kafka at %s: %w", strings.Join(brokers, ","), err)
+	}
+	defer conn.Close()
+
+	topic := kf.prefix + desc.RequestTopic
+	if verbose {
+		fmt.Fprintf(stderr, "→ %s on topic %s, deadline %v, reply topic %s\n", fullMethod, topic, timeout, conn.ReplyTopic())
+	}
+	cctx, ccancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, out), timeout)
+	defer ccancel()
+	var header, trailer metadata.MD
+	start := time.Now()
+	err = conn.Invoke(cctx, fullMethod, req, resp, grpc.Header(&header), grpc.Trailer(&trailer))
+	took := time.Since(start)
+	if verbose {
+		code := status.Code(err)
+		fmt.Fprintf(stderr, "← %s in %v\n", code, took.Round(10*time.Microsecond))
+		printMD(stderr, "header", header)
+		printMD(stderr, "trailer", trailer)
+	}
+	if err != nil {
+		st := status.Convert(err)
+		fmt.Fprintf(stderr, "purista: %s answered %s: %s\n", strings.TrimPrefix(fullMethod, "/"), codeName(st.Code()), st.Message())
+		if st.Code() == codes.DeadlineExceeded && took >= timeout-50*time.Millisecond {
+			fmt.Fprintf(stderr, "  no instance of %s answered within %v on topic %s: is it running, with the same --topic-prefix? (purista dev runs the example services)\n", service, timeout, topic)
+		}
+		if len(st.Details()) > 0 {
+			b, merr := (protojson.MarshalOptions{Multiline: true, Indent: "  ", Resolver: c.resolver()}).Marshal(st.Proto())
+			if merr == nil {
+				fmt.Fprintf(stderr, "%s\n", b)
+			}
+		}
+		return exitError{1}
+	}
+	b, err := (protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true, Resolver: c.resolver()}).Marshal(resp)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+	return err
+}
+
+func toClient(opts []kafka.Option) []kafka.ClientOption {
+	out := make([]kafka.ClientOption, len(opts))
+	for i, o := range opts {
+		out[i] = o
+	}
+	return out
+}
+
+func readBody(arg string, stdin io.Reader) (string, error) {
+	switch {
+	case arg == "-":
+		b, err := io.ReadAll(stdin)
+		return string(b), err
+	case strings.HasPrefix(arg, "@"):
+		b, err := os.ReadFile(arg[1:])
+		if err != nil {
+			return "", usageError{fmt.Errorf("reading the request: %w", err)}
+		}
+		return string(b), nil
+	}
+	return arg, nil
+}
+
+// fieldList describes a message's fields for an error message.
+func fieldList(md protoreflect.MessageDescriptor) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s has the fields:", md.FullName())
+	if md.Fields().Len() == 0 {
+		b.WriteString(" none (send {})")
+	}
+	for i := 0; i < md.Fields().Len(); i++ {
+		f := md.Fields().Get(i)
+		typ := f.Kind().String()
+		switch {
+		case f.Message() != nil:
+			typ = string(f.Message().FullName())
+		case f.Enum() != nil:
+			typ = string(f.Enum().FullName())
+		}
+		if f.IsList() {
+			typ = "repeated " + typ
+		}
+		fmt.Fprintf(&b, "\n  %s (%s)", f.Name(), typ)
+	}
+	return b.String()
+}
+
+func listMethods(w io.Writer, c *typeSet) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "METHOD\tREQUEST\tRESPONSE")
+	for _, s := range c.services() {
+		d, err := c.files.FindDescriptorByName(protoreflect.FullName(s))
+		sd, ok := d.(protoreflect.ServiceDescriptor)
+		if err != nil || !ok {
+			continue
+		}
+		for i := 0; i < sd.Methods().Len(); i++ {
+			m := sd.Methods().Get(i)
+			fmt.Fprintf(tw, "%s/%s\t%s\t%s\n", s, m.Name(), m.Input().FullName(), m.Output().FullName())
+		}
+	}
+	return tw.Flush()
+}
+
+func printMD(w io.Writer, kind string, md metadata.MD) {
+	for k, vs := range md {
+		for _, v := range vs {
+			fmt.Fprintf(w, "  %s %s: %s\n", kind, k, v)
+		}
+	}
+}
+
+// codeName is the status code as the gRPC spec spells it (NOT_FOUND).
+func codeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

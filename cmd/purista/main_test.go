@@ -1,0 +1,455 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"log/slog"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/purista-go/purista/embedded"
+	usersv1 "github.com/purista-go/purista/examples/contracts/gen/users/v1"
+	"github.com/purista-go/purista/examples/system"
+	"github.com/purista-go/purista/gateway"
+)
+
+// The test binary doubles as the purista binary: `purista dev` starts its
+// components by running its own executable, which in a test is this binary.
+const asCLI = "PURISTA_TEST_RUN_AS_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asCLI) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// cli runs the command line in this process.
+func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := cli(t, "--version")
+	if code != 0 || !strings.HasPrefix(out, "purista 0.1.0 ") {
+		t.Errorf("purista --version: exit %d, %q", code, out)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	out, _, code := cli(t, "routes")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		"POST  /v1/users                          users.v1.UsersService/CreateUser",
+		"GET   /v1/users/{user_id}/orders         orders.v1.OrdersService/ListOrders",
+		"GET   /v1/orders/{order_id}              orders.v1.OrdersService/GetOrder                         purista.rpc.orders.v1.OrdersService                2s       no",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("purista routes lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "\n"); n != 9 {
+		t.Errorf("purista routes printed %d lines, want a header and 8 routes:\n%s", n, out)
+	}
+
+	out, _, code = cli(t, "routes", "--json")
+	var routes []gateway.RouteInfo
+	if err := json.Unmarshal([]byte(out), &routes); code != 0 || err != nil {
+		t.Fatalf("purista routes --json: exit %d, %v:\n%s", code, err, out)
+	}
+	found := false
+	for _, r := range routes {
+		if r.FullMethod == "/users.v1.UsersService/CreateUser" {
+			found = r.Public && r.Verb == "POST" && r.Path == "/v1/users" && r.Timeout == "5s"
+		}
+	}
+	if len(routes) != 8 || !found {
+		t.Errorf("purista routes --json: want 8 routes with the public POST /v1/users (5s):\n%s", out)
+	}
+}
+
+// broker starts an embedded broker and, when services are named, those
+// services over Kafka, for the duration of the test.
+func broker(t *testing.T, services ...string) string {
+	t.Helper()
+	b, err := embedded.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.Join(b.Addrs(), ",")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		b.Close()
+	})
+	if len(services) > 0 {
+		if _, stderr, code := cli(t, "topics", "ensure", "--brokers", addr); code != 0 {
+			t.Fatalf("topics ensure: %s", stderr)
+		}
+	}
+	for _, name := range services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := system.ServeService(ctx, name, system.Kafka{Brokers: b.Addrs()}, slog.New(slog.DiscardHandler)); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}()
+	}
+	return addr
+}
+
+func TestTopicsEnsure(t *testing.T) {
+	addr := broker(t)
+	out, stderr, code := cli(t, "topics", "ensure", "--brokers", addr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"purista.rpc.orders.v1.OrdersService                6           created",
+		"purista.rpc.users.v1.UsersService                  3           created",
+		"3 topics: 3 created, 0 already existed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first run lacks %q:\n%s", want, out)
+		}
+	}
+	// Idempotent: a second run changes nothing and says so.
+	out, stderr, code = cli(t, "topics", "ensure", "--brokers", addr, "--partitions", "12")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "purista.rpc.users.v1.UsersService                  3           exists") ||
+		!strings.Contains(out, "3 topics: 0 created, 3 already existed") {
+		t.Errorf("second run:\n%s", out)
+	}
+	// A prefix is another set of topics.
+	out, _, _ = cli(t, "topics", "ensure", "--brokers", addr, "--topic-prefix", "staging.")
+	if !strings.Contains(out, "staging.purista.rpc.users.v1.UsersService") || !strings.Contains(out, "3 created") {
+		t.Errorf("with --topic-prefix:\n%s", out)
+	}
+}
+
+func TestCall(t *testing.T) {
+	addr := broker(t, system.Users)
+	out, stderr, code := cli(t, "call", "--brokers", addr, "users.v1.UsersService/CreateUser",
+		`{"user":{"email":"ada@example.com","display_name":"Ada"}}`)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var created struct {
+		User struct{ UserID, Email string } `json:"user"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.User.Email != "ada@example.com" {
+		t.Fatalf("reply %q: %v", out, err)
+	}
+	id := (func() string {
+		var m map[string]map[string]any
+		_ = json.Unmarshal([]byte(out), &m)
+		s, _ := m["user"]["userId"].(string)
+		return s
+	})()
+
+	// "/pkg.Service/Method" and "pkg.Service.Method" name it too; -H sends metadata.
+	out, stderr, code = cli(t, "call", "--brokers", addr, "-H", "x-request-id: cli-test", "-v",
+		"/users.v1.UsersService/GetUser", `{"user_id":"`+id+`"}`)
+	if code != 0 || !strings.Contains(out, `"displayName": "Ada"`) {
+		t.Fatalf("GetUser: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if !strings.Contains(stderr, "→ /users.v1.UsersService/GetUser on topic purista.rpc.users.v1.UsersService, deadline 2s") ||
+		!strings.Contains(stderr, "← OK in") {
+		t.Errorf("-v printed:\n%s", stderr)
+	}
+
+	// A status error: the code, the message and the details, exit 1.
+	out, stderr, code = cli(t, "call", "--brokers", addr, "users.v1.UsersService.GetUser", `{"user_id":"u-nobody"}`)
+	if code != 1 || out != "" || !strings.Contains(stderr, `purista: users.v1.UsersService/GetUser answered NOT_FOUND: users.v1.User "u-nobody" does not exist`) ||
+		!strings.Contains(stderr, `"@type": "type.googleapis.com/google.rpc.ResourceInfo"`) {
+		t.Errorf("NOT_FOUND: exit %d\nstdout %q\nstderr:\n%s", code, out, stderr)
+	}
+
+	// A service that does not run: the deadline passes and the hint says why.
+	_, stderr, code = cli(t, "call", "--brokers", addr, "--timeout", "300ms", "orders.v1.OrdersService/GetOrder", `{"order_id":"o-1"}`)
+	if code != 1 || !strings.Contains(stderr, "answered DEADLINE_EXCEEDED") ||
+		!strings.Contains(stderr, "no instance of orders.v1.OrdersService answered within 300ms on topic purista.rpc.orders.v1.OrdersService") {
+		t.Errorf("no orders service: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestCallDescriptorSet(t *testing.T) {
+	addr := broker(t, system.Users)
+	set := descriptorSet(t, "users/v1/users.proto")
+	out, stderr, code := cli(t, "call", "--brokers", addr, "--descriptor-set", set,
+		"users.v1.UsersService/CreateUser", `{"user":{"email":"grace@example.com","display_name":"Grace"}}`)
+	if code != 0 || !strings.Contains(out, `"email": "grace@example.com"`) {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	out, _, code = cli(t, "call", "--descriptor-set", set, "--list")
+	if code != 0 || !strings.Contains(out, "users.v1.UsersService/ListUsers") || strings.Contains(out, "orders.v1") {
+		t.Errorf("--list with a set of users.proto:\n%s", out)
+	}
+}
+
+// TestDescribe checks that a service read from a descriptor set gets the
+// description the generated code has: topic, partitions, timeouts,
+// idempotency, partition key.
+func TestDescribe(t *testing.T) {
+	c, err := loadContracts(descriptorSet(t, "users/v1/users.proto"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := c.method("users.v1.UsersService/GetUser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := describe(md.Parent().(protoreflect.ServiceDescriptor))
+	want := usersv1.UsersService_PuristaService
+	if got.Name != want.Name || got.RequestTopic != want.RequestTopic || got.Partitions != want.Partitions || len(got.Methods) != len(want.Methods) {
+		t.Fatalf("described %+v, generated %+v", got, want)
+	}
+	for i, m := range got.Methods {
+		w := want.Methods[i]
+		if m.FullMethod != w.FullMethod || m.Timeout != w.Timeout || m.Idempotent != w.Idempotent || m.Public != w.Public || m.PartitionKeyField != w.PartitionKeyField {
+			t.Errorf("method %d: described %+v, generated %+v", i, m, w)
+		}
+	}
+	req, _ := c.newMessage(md.Input())
+	req.ProtoReflect().Set(md.Input().Fields().ByName("user_id"), protoreflect.ValueOfString("u-42"))
+	if k := got.Methods[1].PartitionKey(req); string(k) != "u-42" {
+		t.Errorf("partition key of a dynamic GetUserRequest: %q", k)
+	}
+}
+
+// descriptorSet writes the compiled-in file and its imports as a
+// FileDescriptorSet, as buf build would, and returns its path.
+func descriptorSet(t *testing.T, file string) string {
+	t.Helper()
+	fd, err := protoregistry.GlobalFiles.FindFileByPath(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set descriptorpb.FileDescriptorSet
+	seen := map[string]bool{}
+	var add func(protoreflect.FileDescriptor)
+	add = func(f protoreflect.FileDescriptor) {
+		if seen[f.Path()] {
+			return
+		}
+		seen[f.Path()] = true
+		for i := 0; i < f.Imports().Len(); i++ {
+			add(f.Imports().Get(i).FileDescriptor)
+		}
+		set.File = append(set.File, protodesc.ToFileDescriptorProto(f))
+	}
+	add(fd)
+	b, err := proto.Marshal(&set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "set.binpb")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCallErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no method", []string{"call"}, 2, "name the method to call: purista call package.Service/Method '<json>' (purista call --list shows them)"},
+		{"not a method name", []string{"call", "GetUser"}, 2, `"GetUser" is no method name: write package.Service/Method, e.g. users.v1.UsersService/GetUser`},
+		{"unknown service", []string{"call", "shop.v1.ShopService/Buy"}, 2,
+			"unknown service shop.v1.ShopService in the contracts compiled into purista; the services are: notifications.v1.NotificationsService, orders.v1.OrdersService, users.v1.UsersService"},
+		{"unknown method", []string{"call", "users.v1.UsersService/getuser"}, 2,
+			"unknown method getuser of users.v1.UsersService (did you mean users.v1.UsersService/GetUser?); its methods are: CreateUser, GetUser, ListUsers"},
+		{"bad JSON", []string{"call", "users.v1.UsersService/GetUser", `{"id":"u-1"}`}, 2,
+			"unknown field \"id\"\nusers.v1.GetUserRequest has the fields:\n  user_id (string)"},
+		{"broken JSON", []string{"call", "users.v1.UsersService/GetUser", `{"user_id":`}, 2, "the request is not valid JSON for users.v1.GetUserRequest"},
+		{"bad header", []string{"call", "-H", "novalue", "users.v1.UsersService/GetUser"}, 2, `header "novalue": write key:value`},
+		{"broker unreachable", []string{"call", "--brokers", "127.0.0.1:1", "users.v1.UsersService/GetUser", `{"user_id":"u-1"}`}, 1,
+			"cannot reach a Kafka broker at 127.0.0.1:1 (dial tcp 127.0.0.1:1: connect: connection refused).\nStart the example system with `purista dev` (its embedded broker listens on 127.0.0.1:9092), or point --brokers or PURISTA_BROKERS at a running cluster"},
+		{"topics: broker unreachable", []string{"topics", "ensure", "--brokers", "127.0.0.1:1"}, 1, "cannot reach a Kafka broker at 127.0.0.1:1"},
+		{"bad descriptor set", []string{"call", "--descriptor-set", "main.go", "--list"}, 1, "main.go is not a binary FileDescriptorSet"},
+		{"unknown flag", []string{"routes", "--jsn"}, 2, "unknown flag: --jsn"},
+		{"serve: no component", []string{"serve", "billing"}, 2, "name the component to serve: one of gateway, users, orders, notifications"},
+		{"dev: bad log level", []string{"dev", "--log-level", "loud"}, 2, `--log-level "loud": use debug, info, warn or error`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, stderr, code := cli(t, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("purista %s: exit %d, stderr:\n%s\nwant exit %d and:\n%s", strings.Join(c.args, " "), code, stderr, c.code, c.want)
+			}
+		})
+	}
+}
+
+// devProcess runs `purista dev` as the user does, in a process group of its
+// own as a terminal's foreground job is, and returns its output so far
+// once it printed until.
+type devProcess struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder
+	done chan struct{}
+}
+
+func startDev(t *testing.T, until string, args ...string) *devProcess {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, append([]string{"dev", "--http", "127.0.0.1:0", "--broker-port", "0"}, args...)...)
+	cmd.Env = append(os.Environ(), asCLI+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &devProcess{cmd: cmd, done: make(chan struct{})}
+	seen := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		once := sync.Once{}
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if strings.Contains(sc.Text(), until) {
+				once.Do(func() { close(seen) })
+			}
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		_ = pw.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	})
+	select {
+	case <-seen:
+	case <-p.done:
+		t.Fatalf("purista dev exited before printing %q:\n%s", until, p.output())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("purista dev did not print %q within 90s:\n%s", until, p.output())
+	}
+	return p
+}
+
+func (p *devProcess) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// interrupt sends SIGINT to the whole process group, as Ctrl-C in a
+// terminal does, and waits for purista dev to exit.
+func (p *devProcess) interrupt(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("purista dev did not stop within 30s of Ctrl-C:\n%s", p.output())
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("purista dev exited with %d after Ctrl-C:\n%s", code, p.output())
+	}
+	if !strings.Contains(p.output(), "stopped cleanly") {
+		t.Errorf("purista dev did not say it stopped cleanly:\n%s", p.output())
+	}
+}
+
+var readyRE = regexp.MustCompile(`purista dev: ready in ([0-9.]+)s — gateway (http://[^,]+),`)
+
+// TestDevDemo is `make demo`: purista dev --demo over Kafka, every
+// component a process of its own, the services started after the gateway.
+func TestDevDemo(t *testing.T) {
+	p := startDev(t, "Ctrl-C stops everything", "--demo", "--services-delay", "500ms")
+	out := p.output()
+	m := readyRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no ready line:\n%s", out)
+	}
+	t.Logf("ready in %ss", m[1])
+	for _, want := range []string{
+		"created purista.rpc.users.v1.UsersService (3 partitions)",
+		"the gateway runs, no service does: sending POST /v1/users now",
+		"starting the services in 500ms",
+		"the request waited in Kafka while the users service started",
+		"HTTP 404 Not Found",
+		"HTTP 400 Bad Request",
+		"all 8 requests answered as expected",
+		"kafka: serving services=[orders.v1.OrdersService]",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// The system keeps answering after the demo, as curl would see it.
+	resp, err := http.Get(m[2] + "/v1/users?page_size=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "ada@example.com") {
+		t.Errorf("GET /v1/users after the demo: %d %s", resp.StatusCode, body)
+	}
+	p.interrupt(t)
+	for _, c := range []string{"gateway", "users", "orders", "notifications"} {
+		if !regexp.MustCompile(`(?m)` + c + ` +│ stopped$`).MatchString(p.output()) {
+			t.Errorf("%s did not log that it stopped", c)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", p.output())
+	}
+}
+
+// TestDevMonolith is purista dev --monolith --demo: one process.
+func TestDevMonolith(t *testing.T) {
+	p := startDev(t, "Ctrl-C stops everything", "--monolith", "--demo")
+	out := p.output()
+	if readyRE.FindStringSubmatch(out) == nil || !strings.Contains(out, "monolith: one process, in-process transport") ||
+		!strings.Contains(out, "all 8 requests answered as expected") {
+		t.Errorf("output:\n%s", out)
+	}
+	p.interrupt(t)
+}
