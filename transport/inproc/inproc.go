@@ -8,6 +8,11 @@
 // call's deadline, metadata, status details and response header/trailer
 // metadata round-trip, interceptors run, panics become INTERNAL, and the
 // contract's idempotent methods are deduplicated by idempotency key.
+//
+// Several Servers may register the same service: they are its instances,
+// and calls and events are spread over them as a consumer group spreads
+// them on Kafka. Events, subscriptions, retries and dead letters follow the
+// Kafka transport too, in memory (see events.go and docs/protocol.md).
 package inproc
 
 import (
@@ -24,6 +29,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/purista-go/purista/internal/dispatch"
+	"github.com/purista-go/purista/internal/eventing"
 )
 
 // Option configures a Channel.
@@ -36,6 +42,7 @@ type options struct {
 	logger             *slog.Logger
 	dedupSize          int
 	dedupTTL           time.Duration
+	events             eventOptions // events.go
 }
 
 // WithDefaultTimeout sets the deadline of calls made without one whose
@@ -70,10 +77,12 @@ type Channel struct {
 	*Server
 
 	mu         sync.Mutex
-	services   map[string]*dispatch.Server
+	services   map[string][]*dispatch.Server // the instances of each service
+	next       int
 	registered chan struct{} // closed and replaced on every registration
 	closed     bool
 	expired    int64
+	events     eventBus // events.go
 }
 
 // Client is the calling end of a Channel.
@@ -110,7 +119,7 @@ func newOptions(opts []Option) options {
 
 // New returns a Channel with no services.
 func New(opts ...Option) *Channel {
-	c := &Channel{services: map[string]*dispatch.Server{}, registered: make(chan struct{})}
+	c := &Channel{services: map[string][]*dispatch.Server{}, registered: make(chan struct{})}
 	c.Client = c.NewClient(opts...)
 	c.Server = c.NewServer(opts...)
 	return c
@@ -130,16 +139,23 @@ func (c *Channel) NewServer(opts ...Option) *Server {
 	if o.dedupSize > 0 {
 		dd = dispatch.NewDedup(o.dedupSize, o.dedupTTL)
 	}
-	return &Server{ch: c, opts: o, server: dispatch.NewServer(o.logger, dd, o.serverInterceptors...)}
+	s := &Server{ch: c, opts: o}
+	// The event interceptor is outermost: handlers publish through their
+	// context, and emit_event methods publish the response callers get.
+	s.server = dispatch.NewServer(o.logger, dd, append([]grpc.UnaryServerInterceptor{eventing.Interceptor(s)}, o.serverInterceptors...)...)
+	return s
 }
 
 // RegisterService registers a service implementation, as grpc.Server does.
-// A bad registration, or a service another end already serves, is logged
-// and reported by Err, not a panic.
+// Registering a service another Server registered too adds an instance of
+// it. A bad registration is logged and reported by Err, not a panic.
 func (s *Server) RegisterService(sd *grpc.ServiceDesc, impl any) {
 	err := s.server.Register(sd, impl)
 	if err == nil {
 		err = s.ch.publish(sd.ServiceName, s.server)
+	}
+	if err == nil {
+		err = s.ch.events.join(s, sd.ServiceName)
 	}
 	if err != nil {
 		s.opts.logger.Error("inproc: service not registered", "error", err)
@@ -158,13 +174,12 @@ func (s *Server) Err() error {
 	return s.regErr
 }
 
+// publish adds srv as an instance of the service name. Calls are spread
+// over the instances, as a consumer group spreads them on Kafka.
 func (c *Channel) publish(name string, srv *dispatch.Server) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.services[name]; ok {
-		return fmt.Errorf("service %s is already served on this channel: register it on one server", name)
-	}
-	c.services[name] = srv
+	c.services[name] = append(c.services[name], srv)
 	close(c.registered)
 	c.registered = make(chan struct{})
 	return nil
@@ -181,11 +196,12 @@ func (c *Channel) Expired() int64 {
 // Close fails pending and later calls with UNAVAILABLE.
 func (c *Channel) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !c.closed {
 		c.closed = true
 		close(c.registered)
 	}
+	c.mu.Unlock()
+	c.events.close()
 	return nil
 }
 
@@ -268,7 +284,12 @@ func (c *Channel) countExpired() {
 func (c *Channel) waitForService(ctx context.Context, svc string) (*dispatch.Server, error) {
 	for {
 		c.mu.Lock()
-		closed, ch, srv := c.closed, c.registered, c.services[svc]
+		closed, ch, srvs := c.closed, c.registered, c.services[svc]
+		var srv *dispatch.Server
+		if len(srvs) > 0 {
+			c.next++
+			srv = srvs[c.next%len(srvs)]
+		}
 		c.mu.Unlock()
 		if closed {
 			return nil, status.Error(codes.Unavailable, "in-process channel is closed")
