@@ -5,7 +5,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/purista-go/purista"
 )
@@ -99,4 +102,18 @@ func IdempotencyKey(md metadata.MD) string {
 		return v[0]
 	}
 	return ""
+}
+
+// Messages checks that a call's request and reply are protobuf messages, as
+// every purista transport needs them to be.
+func Messages(method string, args, reply any) (req, out proto.Message, err error) {
+	req, ok := args.(proto.Message)
+	if !ok {
+		return nil, nil, status.Errorf(codes.Internal, "call %s: request %T is not a protobuf message", method, args)
+	}
+	out, ok = reply.(proto.Message)
+	if !ok {
+		return nil, nil, status.Errorf(codes.Internal, "call %s: reply %T is not a protobuf message", method, reply)
+	}
+	return req, out, nil
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/purista-go/purista"
 )
@@ -292,5 +293,17 @@ func chainServerHandler(list []grpc.UnaryServerInterceptor, cur int, info *grpc.
 	}
 	return func(ctx context.Context, req any) (any, error) {
 		return list[cur+1](ctx, req, info, chainServerHandler(list, cur+1, info, final))
+	}
+}
+
+// Decode returns the decoder Call needs for a request that arrived as
+// protobuf bytes.
+func Decode(body []byte) func(any) error {
+	return func(v any) error {
+		msg, ok := v.(proto.Message)
+		if !ok {
+			return fmt.Errorf("%T is not a protobuf message", v)
+		}
+		return proto.Unmarshal(body, msg)
 	}
 }

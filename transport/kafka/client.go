@@ -254,13 +254,9 @@ func (c *ClientConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, metho
 }
 
 func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {
-	req, ok := args.(proto.Message)
-	if !ok {
-		return status.Errorf(codes.Internal, "call %s: request %T is not a protobuf message", method, args)
-	}
-	out, ok := reply.(proto.Message)
-	if !ok {
-		return status.Errorf(codes.Internal, "call %s: reply %T is not a protobuf message", method, reply)
+	req, out, err := dispatch.Messages(method, args, reply)
+	if err != nil {
+		return err
 	}
 	svc, _, ok := dispatch.SplitMethod(method)
 	if !ok {

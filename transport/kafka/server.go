@@ -370,13 +370,7 @@ func (s *Server) handle(m kafka.Message) {
 	ctx, cancel := context.WithDeadline(s.handlerCtx, deadline)
 	defer cancel()
 	ctx = metadata.NewIncomingContext(ctx, h.md)
-	res := s.disp.Call(ctx, method, h.idempotencyKey, func(v any) error {
-		msg, ok := v.(proto.Message)
-		if !ok {
-			return fmt.Errorf("%T is not a protobuf message", v)
-		}
-		return proto.Unmarshal(m.Value, msg)
-	})
+	res := s.disp.Call(ctx, method, h.idempotencyKey, dispatch.Decode(m.Value))
 	s.reply(h, m, res)
 }
 
