@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,6 +143,11 @@ func BenchmarkGateway(b *testing.B) {
 	rounds := max(b.N, benchMinRounds)
 	lat := map[*benchTarget][]time.Duration{}
 	rps := map[*benchTarget][]float64{}
+	// CPU time of the whole process (HTTP client, gateway, transport,
+	// broker, service) per request, and cores busy, in the 64-in-flight
+	// phase: tells a CPU-bound target from one that waits.
+	cpuPerReq := map[*benchTarget][]float64{}
+	cores := map[*benchTarget][]float64{}
 	b.ResetTimer()
 	for r := range rounds {
 		for i := range targets {
@@ -153,7 +159,11 @@ func BenchmarkGateway(b *testing.B) {
 				}
 				lat[tg] = append(lat[tg], time.Since(t0))
 			}
+			cpu0, wall0 := processCPU(), time.Now()
 			v, err := inflight(tg.url, benchInflight, benchInflightCalls)
+			cpu := processCPU() - cpu0
+			cpuPerReq[tg] = append(cpuPerReq[tg], float64(cpu.Nanoseconds())/1e3/benchInflightCalls)
+			cores[tg] = append(cores[tg], float64(cpu)/float64(time.Since(wall0)))
 			if err != nil {
 				b.Fatalf("%s: %v", tg.name, err)
 			}
@@ -168,8 +178,8 @@ func BenchmarkGateway(b *testing.B) {
 		v := slices.Clone(rps[tg])
 		slices.Sort(v)
 		tg.rps = v[len(v)/2]
-		fmt.Printf("gateway bench: %-17s p50 %7.1f µs  %7.0f req/s at %d in flight (%d rounds: %.0f..%.0f)\n",
-			tg.name, float64(tg.p50.Nanoseconds())/1e3, tg.rps, benchInflight, rounds, v[0], v[len(v)-1])
+		fmt.Printf("gateway bench: %-17s p50 %7.1f µs  %7.0f req/s at %d in flight (%d rounds: %.0f..%.0f), %.0f µs CPU per request, %.2f cores busy\n",
+			tg.name, float64(tg.p50.Nanoseconds())/1e3, tg.rps, benchInflight, rounds, v[0], v[len(v)-1], medianOf(cpuPerReq[tg]), medianOf(cores[tg]))
 	}
 	b.ReportMetric(float64(grpcGW.p50.Nanoseconds())/1e3, "grpcgw-p50-µs")
 	b.ReportMetric(float64(gwKafka.p50.Nanoseconds())/1e3, "kafka-p50-µs")
@@ -189,6 +199,21 @@ func BenchmarkGateway(b *testing.B) {
 }
 
 var gatewayFiguresOnce sync.Once
+
+func medianOf(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// processCPU returns the user and system CPU time the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // inflight makes calls requests to url with n in flight and returns the
 // rate achieved.

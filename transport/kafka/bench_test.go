@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,6 +125,15 @@ func throughput(tb testing.TB, c testingv1.EchoServiceClient, n, inflight int) f
 	return float64(n) / time.Since(start).Seconds()
 }
 
+// cpuTime returns the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
@@ -150,6 +160,8 @@ func BenchmarkUnary(b *testing.B) {
 		})
 		b.Run(tc.name+"/inflight64", func(b *testing.B) {
 			before := batching()
+			cpu0 := cpuTime()
+			defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/call") }()
 			b.SetParallelism(32) // 2 cores x 32 = 64 goroutines
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
