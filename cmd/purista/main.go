@@ -5,6 +5,7 @@
 //	purista routes [--json]                    the compiled HTTP route table
 //	purista call <pkg.Service/Method> [json]   call a method over Kafka, print the JSON reply
 //	purista topics ensure                      provision the contracts' topics on a cluster
+//	purista dlq list|redrive <service>         inspect and re-drive a subscriber's dead letters
 //	purista --version
 //
 // Install it with
@@ -81,7 +82,7 @@ as a descriptor set).`,
 	}
 	root.SetVersionTemplate("purista {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newDevCmd(), newServeCmd(), newRoutesCmd(), newCallCmd(), newTopicsCmd())
+	root.AddCommand(newDevCmd(), newServeCmd(), newRoutesCmd(), newCallCmd(), newTopicsCmd(), newDLQCmd())
 	return root
 }
 

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+func newDLQCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect and re-drive the dead letters of a subscribing service",
+		Long: `A subscriber that keeps failing an event (after its retries) writes the event
+to its service's dead-letter topic, purista.dlq.<service>, with the error
+and the number of attempts, and goes on with the next events. "dlq list"
+shows them; "dlq redrive" sends chosen ones back to the subscriber that
+failed them (and to no other service), once the cause is fixed.`,
+	}
+	var kf kafkaFlags
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list <service>",
+		Short: "List the dead letters of a service (e.g. shop.v1.BillingService)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			letters, err := listDeadLetters(cmd.Context(), &kf, args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				for _, l := range letters {
+					if err := enc.Encode(deadLetterJSON(l)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tEVENT\tEVENT ID\tSUBSCRIBER\tATTEMPTS\tSTATUS\tDEAD-LETTERED")
+			for _, l := range letters {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s: %s\t%s\n", l.ID(), l.Event, l.EventID, l.Subscriber, l.Attempts,
+					l.Status.Code(), oneLine(l.Status.Message()), l.At.Format(time.RFC3339))
+			}
+			_ = tw.Flush()
+			fmt.Fprintf(out, "%d dead letters\n", len(letters))
+			return nil
+		},
+	}
+	kf.add(list.Flags())
+	list.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per dead letter")
+
+	var rkf kafkaFlags
+	var all bool
+	redrive := &cobra.Command{
+		Use:   "redrive <service> [<id>...]",
+		Short: "Send dead letters back to the subscriber that failed them",
+		Long: `redrive writes the chosen dead letters (IDs as "dlq list" prints them, or
+--all) back to their original topic and partition. Only the subscriber that
+failed an event handles it again, with fresh attempts; other subscribing
+services skip it. The dead letters stay in the topic (it is a log): an
+event that fails again becomes a new dead letter.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			service, ids := args[0], args[1:]
+			if all == (len(ids) > 0) {
+				return usageError{errors.New("name the dead letters to re-drive by ID, or pass --all")}
+			}
+			letters, err := listDeadLetters(cmd.Context(), &rkf, service)
+			if err != nil {
+				return err
+			}
+			chosen := letters
+			if !all {
+				byID := map[string]kafka.DeadLetter{}
+				for _, l := range letters {
+					byID[l.ID()] = l
+				}
+				chosen = nil
+				for _, id := range ids {
+					l, ok := byID[id]
+					if !ok {
+						return usageError{fmt.Errorf("no dead letter %s in the dead-letter topic of %s (see purista dlq list %s)", id, service, service)}
+					}
+					chosen = append(chosen, l)
+				}
+			}
+			ctx, cancel := context.WithTimeout(ctxOf(cmd), rkf.timeout+30*time.Second)
+			defer cancel()
+			n, err := kafka.Redrive(ctx, rkf.list(), chosen, append(rkf.options(), kafka.WithLogger(discardLogger()))...)
+			for _, l := range chosen[:n] {
+				fmt.Fprintf(cmd.OutOrStdout(), "re-drove %s (event %s %s) to %s for %s\n", l.ID(), l.Event, l.EventID, l.OriginalTopic, l.Subscriber)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d dead letters re-driven\n", n)
+			return nil
+		},
+	}
+	rkf.add(redrive.Flags())
+	redrive.Flags().BoolVar(&all, "all", false, "re-drive every dead letter of the service")
+	cmd.AddCommand(list, redrive)
+	return cmd
+}
+
+func ctxOf(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+func listDeadLetters(ctx context.Context, kf *kafkaFlags, service string) ([]kafka.DeadLetter, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	brokers, err := kf.reach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, kf.timeout+30*time.Second)
+	defer cancel()
+	return kafka.ListDeadLetters(ctx, brokers, service, append(kf.options(), kafka.WithLogger(discardLogger()))...)
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+type deadLetterOut struct {
+	ID                string    `json:"id"`
+	Event             string    `json:"event"`
+	EventID           string    `json:"event_id"`
+	Subscriber        string    `json:"subscriber"`
+	Group             string    `json:"group"`
+	Attempts          int       `json:"attempts"`
+	Code              string    `json:"code"`
+	Message           string    `json:"message"`
+	OriginalTopic     string    `json:"original_topic"`
+	OriginalPartition int       `json:"original_partition"`
+	OriginalOffset    int64     `json:"original_offset"`
+	At                time.Time `json:"at"`
+	Key               string    `json:"key,omitempty"`
+	Value             []byte    `json:"value"`
+}
+
+func deadLetterJSON(l kafka.DeadLetter) deadLetterOut {
+	return deadLetterOut{
+		ID: l.ID(), Event: l.Event, EventID: l.EventID, Subscriber: l.Subscriber, Group: l.Group, Attempts: l.Attempts,
+		Code: l.Status.Code().String(), Message: l.Status.Message(), OriginalTopic: l.OriginalTopic,
+		OriginalPartition: l.OriginalPartition, OriginalOffset: l.OriginalOffset, At: l.At, Key: string(l.Key), Value: l.Value,
+	}
+}
