@@ -3,17 +3,20 @@ package system_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"log/slog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/purista-go/purista/embedded"
 	"github.com/purista-go/purista/examples/contracts"
 	"github.com/purista-go/purista/examples/system"
+	"github.com/purista-go/purista/gateway"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -159,6 +162,48 @@ func TestDemoMonolith(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Errorf("monolith stopped with an error: %v", err)
+	}
+}
+
+// TestDemoGRPC runs the same flow in the third style: the services on a
+// plain grpc.Server, the orders service calling the others through a
+// grpc.ClientConn, and the gateway in front of the same connection.
+func TestDemoGRPC(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+
+	lis := listen(t)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	system.RegisterAll(srv, conn, logger)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.GracefulStop()
+
+	g, err := system.NewGateway(conn, system.GatewayConfig{}, logger.With("component", system.Gateway))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ln := listen(t)
+	done := make(chan error, 1)
+	go func() { done <- gateway.Serve(runCtx, ln, g) }()
+
+	var out strings.Builder
+	d := &system.Demo{Base: "http://" + ln.Addr().String(), Out: &out}
+	exs, err := d.Run(ctx, system.DemoSteps())
+	t.Logf("demo transcript:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("%v\nlogs:\n%s", err, logs.String())
+	}
+	checkPropagation(t, exs[1], logs.String())
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("gateway: %v", err)
 	}
 }
 
