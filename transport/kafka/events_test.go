@@ -107,4 +107,3 @@ func TestEvents(t *testing.T) {
 		events.Run(t, func(t testing.TB) events.Env { return eventEnv{newEnv(t, brokers)} })
 	})
 }
-
