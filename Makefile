@@ -97,5 +97,6 @@ demo: ## Run the example system and its demo requests on the embedded broker (ne
 bench: ## Run benchmarks and print the figure: lines they emit.
 	@mkdir -p .cache
 	@run=(); if scripts/kafka.sh check >/dev/null; then run=(scripts/kafka.sh run --); fi; \
-	"$${run[@]}" go test -run '^$$' -bench . -benchtime=$(BENCHTIME) -count=1 $(GO_TEST_FLAGS) ./... | tee .cache/bench.out; \
-	echo; echo "figures:"; grep -h 'figure:' .cache/bench.out || echo "  (no benchmark printed a figure: line)"
+	rc=0; "$${run[@]}" go test -run '^$$' -bench . -benchtime=$(BENCHTIME) -count=1 $(GO_TEST_FLAGS) ./... 2>&1 | tee .cache/bench.out || rc=$$?; \
+	echo; echo "figures:"; grep -h 'figure:' .cache/bench.out || echo "  (no benchmark printed a figure: line)"; \
+	exit $$rc
