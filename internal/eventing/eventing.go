@@ -103,6 +103,11 @@ func NewOrdered(limit int) *Ordered {
 // it, so that no later record of its key is handled before it.
 func (o *Ordered) Go(stop <-chan struct{}, key []byte, fn func(skipped bool)) bool {
 	select {
+	case <-stop:
+		return false
+	default:
+	}
+	select {
 	case o.held <- struct{}{}:
 	case <-stop:
 		return false
