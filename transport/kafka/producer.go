@@ -34,6 +34,7 @@ type producer struct {
 	mu     sync.Mutex
 	queues map[topicPartition]chan *pendingRecord
 	meta   map[string]*topicMeta
+	stick  map[string]*stickyState
 	closed bool
 	done   chan struct{}
 	wg     sync.WaitGroup
@@ -66,7 +67,7 @@ func (e errTopicMissing) Error() string { return fmt.Sprintf("topic %s does not 
 
 func newProducer(dialer *kafka.Dialer, brokers []string, acks int, maxBatch int, logger *slog.Logger) *producer {
 	return &producer{dialer: dialer, brokers: brokers, acks: acks, maxBatch: maxBatch, logger: logger,
-		queues: map[topicPartition]chan *pendingRecord{}, meta: map[string]*topicMeta{}, done: make(chan struct{})}
+		queues: map[topicPartition]chan *pendingRecord{}, meta: map[string]*topicMeta{}, stick: map[string]*stickyState{}, done: make(chan struct{})}
 }
 
 func (p *producer) broker() string {
@@ -118,7 +119,37 @@ func (p *producer) pickPartition(ctx context.Context, topic string, key []byte) 
 	if len(key) > 0 {
 		return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: key}, ids...), nil
 	}
-	return ids[int(p.rr.Add(1))%len(ids)], nil
+	return p.sticky(topic, ids), nil
+}
+
+// stickyWindow is how long unkeyed records keep going to one partition.
+const stickyWindow = time.Millisecond
+
+// sticky picks the partition for an unkeyed record: the same one for a
+// millisecond, then the next. Under load the records of a window queue
+// behind one in-flight request and go together in the next, instead of
+// splitting into a small request per partition; over a few milliseconds
+// every partition, and so every server instance, gets its share. Idle, a
+// record is still sent at once.
+func (p *producer) sticky(topic string, ids []int) int {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.stick[topic]
+	if st == nil {
+		st = &stickyState{}
+		p.stick[topic] = st
+	}
+	if now.After(st.until) {
+		st.next++
+		st.until = now.Add(stickyWindow)
+	}
+	return ids[st.next%len(ids)]
+}
+
+type stickyState struct {
+	next  int
+	until time.Time
 }
 
 // send writes msg to the topic partition and waits for the broker's

@@ -1,6 +1,9 @@
 package kafka
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestOffsetTrackerCommitsContiguousPrefix(t *testing.T) {
 	tr := newOffsetTracker()
@@ -35,5 +38,29 @@ func TestOffsetTrackerRestartsAfterRefetch(t *testing.T) {
 	}
 	if _, ok := tr.finish(2, 1); ok {
 		t.Fatal("an unknown partition produced a commit")
+	}
+}
+
+func TestStickyPartitionSpreadsOverWindows(t *testing.T) {
+	p := newProducer(nil, []string{"127.0.0.1:1"}, -1, 16, nil)
+	ids := []int{0, 1, 2}
+	first := p.sticky("t", ids)
+	for range 100 {
+		if got := p.sticky("t", ids); got != first {
+			// A window may end between two calls on a slow machine; it
+			// must then move to the next partition.
+			if got != (first+1)%3 {
+				t.Fatalf("partition moved from %d to %d, want the next one", first, got)
+			}
+			return
+		}
+	}
+	seen := map[int]bool{}
+	for range 6 {
+		time.Sleep(2 * stickyWindow)
+		seen[p.sticky("t", ids)] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("over 6 windows the records went to partitions %v, want all 3", seen)
 	}
 }
