@@ -413,3 +413,15 @@ func (c *ClientConn) Close() error {
 	c.close()
 	return err
 }
+
+// RequestTopic returns the topic this client sends a service's calls to.
+func (c *ClientConn) RequestTopic(service string) string { return c.requestTopic(service) }
+
+// TopicsReady reports whether a broker answers and every topic exists.
+func (c *ClientConn) TopicsReady(ctx context.Context, topics []string) error {
+	specs := make([]TopicSpec, len(topics))
+	for i, t := range topics {
+		specs[i] = TopicSpec{Name: t}
+	}
+	return checkTopics(ctx, c.base, specs)
+}
