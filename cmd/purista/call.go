@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -168,19 +170,33 @@ func callOnce(cmd *cobra.Command, c *typeSet, md protoreflect.MethodDescriptor, 
 			fmt.Fprintf(stderr, "  no instance of %s answered within %v on topic %s: is it running, with the same --topic-prefix? (purista dev runs the example services)\n", service, timeout, topic)
 		}
 		if len(st.Details()) > 0 {
-			b, merr := (protojson.MarshalOptions{Multiline: true, Indent: "  ", Resolver: c.resolver()}).Marshal(st.Proto())
-			if merr == nil {
+			if b, merr := indentJSON(protojson.MarshalOptions{Resolver: c.resolver()}, st.Proto()); merr == nil {
 				fmt.Fprintf(stderr, "%s\n", b)
 			}
 		}
 		return exitError{1}
 	}
-	b, err := (protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true, Resolver: c.resolver()}).Marshal(resp)
+	b, err := indentJSON(protojson.MarshalOptions{EmitUnpopulated: true, Resolver: c.resolver()}, resp)
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
 	return err
+}
+
+// indentJSON marshals m with protojson and indents the result with
+// encoding/json: protojson's own indentation varies its spacing on purpose,
+// and output people read and scripts diff should not.
+func indentJSON(o protojson.MarshalOptions, m proto.Message) ([]byte, error) {
+	raw, err := o.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 func toClient(opts []kafka.Option) []kafka.ClientOption {

@@ -185,10 +185,10 @@ func (d *dev) runKafka(ctx context.Context) error {
 	brokers := b.Addrs()
 	d.con.line("broker", "embedded Kafka broker listening on %s", strings.Join(brokers, ","))
 
-	// Provision the request topics from the contracts, as operators do with
+	// Provision the request and event topics from the contracts, as operators do with
 	// `purista topics ensure`: brokers never create topics on their own.
 	tctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
-	results, err := kafka.EnsureTopics(tctx, brokers, contracts.Services(), nil, kafka.WithLogger(discardLogger()))
+	results, err := kafka.EnsureTopics(tctx, brokers, contracts.Services(), contracts.Events(), kafka.WithLogger(discardLogger()))
 	tcancel()
 	if err != nil {
 		return fmt.Errorf("provisioning topics: %w", err)

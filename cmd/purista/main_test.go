@@ -133,24 +133,26 @@ func TestTopicsEnsure(t *testing.T) {
 	for _, want := range []string{
 		"purista.rpc.orders.v1.OrdersService                6           created",
 		"purista.rpc.users.v1.UsersService                  3           created",
-		"3 topics: 3 created, 0 already existed",
+		"purista.event.orders.v1.OrderPlaced                3           created",
+		"purista.dlq.notifications.v1.NotificationsService  3           created",
+		"5 topics: 5 created, 0 already existed",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("first run lacks %q:\n%s", want, out)
 		}
 	}
 	// Idempotent: a second run changes nothing and says so.
-	out, stderr, code = cli(t, "topics", "ensure", "--brokers", addr, "--partitions", "12")
+	out, stderr, code = cli(t, "topics", "ensure", "--brokers", addr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(out, "purista.rpc.users.v1.UsersService                  3           exists") ||
-		!strings.Contains(out, "3 topics: 0 created, 3 already existed") {
+	if !strings.Contains(out, "purista.rpc.users.v1.UsersService                  3           exists\n") ||
+		!strings.Contains(out, "5 topics: 0 created, 5 already existed\n") {
 		t.Errorf("second run:\n%s", out)
 	}
 	// A prefix is another set of topics.
 	out, _, _ = cli(t, "topics", "ensure", "--brokers", addr, "--topic-prefix", "staging.")
-	if !strings.Contains(out, "staging.purista.rpc.users.v1.UsersService") || !strings.Contains(out, "3 created") {
+	if !strings.Contains(out, "staging.purista.rpc.users.v1.UsersService") || !strings.Contains(out, "5 created") {
 		t.Errorf("with --topic-prefix:\n%s", out)
 	}
 }

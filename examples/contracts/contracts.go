@@ -1,6 +1,7 @@
 // Package contracts links every contract of the example system into a
 // binary: importing it registers the users, orders and notifications
-// services with purista (their routes, topics and timeouts), and OpenAPI is
+// services and the OrderPlaced event with purista (their routes, topics,
+// timeouts and subscriptions), and OpenAPI is
 // the merged OpenAPI v2 document of all of them, as protoc-gen-openapiv2
 // wrote it.
 //
@@ -30,4 +31,9 @@ func Services() []*purista.Service {
 		ordersv1.OrdersService_PuristaService,
 		usersv1.UsersService_PuristaService,
 	}
+}
+
+// Events returns the descriptions of the example system's events.
+func Events() []*purista.Event {
+	return []*purista.Event{ordersv1.OrderPlaced_PuristaEvent}
 }

@@ -9,12 +9,13 @@
 //     component);
 //   - monolith: [ServeMonolith] runs every service and the gateway in one
 //     process on transport/inproc (`purista dev --monolith`);
-//   - plain gRPC: [RegisterAll] on a *grpc.Server, since every service is an
-//     ordinary gRPC server implementation.
+//   - plain gRPC: the same implementations on a *grpc.Server, since every
+//     service is an ordinary gRPC server implementation (TestDemoGRPC).
 //
 // The services find each other through the connection they are given: the
-// orders service calls users and notifications through a
-// grpc.ClientConnInterface, whichever transport it is.
+// orders service calls users through a grpc.ClientConnInterface, whichever
+// transport it is, and publishes OrderPlaced through the transport serving
+// it, to which the notifications service subscribes.
 package system
 
 import (
@@ -53,8 +54,9 @@ const (
 // Services lists the service components in the order `purista dev` starts them.
 var Services = []string{Users, Orders, Notifications}
 
-// Register registers the implementation of service component name on srv.
-// conn is how the service reaches the services it calls (only orders calls
+// Register registers the implementation of service component name on srv,
+// a purista transport (its handlers publish events through it). conn is
+// how the service reaches the services it calls (only orders calls
 // others); it may be nil for the others.
 func Register(name string, srv grpc.ServiceRegistrar, conn grpc.ClientConnInterface, logger *slog.Logger) error {
 	switch name {
@@ -62,7 +64,7 @@ func Register(name string, srv grpc.ServiceRegistrar, conn grpc.ClientConnInterf
 		usersv1.RegisterUsersServiceServer(srv, usersvc.New(logger))
 	case Orders:
 		if conn == nil {
-			return errors.New("system: the orders service needs a connection to the users and notifications services")
+			return errors.New("system: the orders service needs a connection to the users service")
 		}
 		ordersv1.RegisterOrdersServiceServer(srv, ordersvc.New(conn, logger))
 	case Notifications:
@@ -73,9 +75,9 @@ func Register(name string, srv grpc.ServiceRegistrar, conn grpc.ClientConnInterf
 	return nil
 }
 
-// RegisterAll registers every service on srv — a *grpc.Server, an inproc
-// channel, a kafka.Server — with conn as the orders service's way to the
-// others.
+// RegisterAll registers every service on srv — an inproc channel, a
+// kafka.Server — with conn as the orders service's way to the users
+// service.
 func RegisterAll(srv grpc.ServiceRegistrar, conn grpc.ClientConnInterface, logger *slog.Logger) {
 	for _, name := range Services {
 		_ = Register(name, srv, conn, logger.With("component", name))

@@ -15,8 +15,15 @@ import (
 
 	"github.com/purista-go/purista/embedded"
 	"github.com/purista-go/purista/examples/contracts"
+	notificationsv1 "github.com/purista-go/purista/examples/contracts/gen/notifications/v1"
+	ordersv1 "github.com/purista-go/purista/examples/contracts/gen/orders/v1"
+	usersv1 "github.com/purista-go/purista/examples/contracts/gen/users/v1"
+	"github.com/purista-go/purista/examples/services/notifications/notificationsvc"
+	"github.com/purista-go/purista/examples/services/orders/ordersvc"
+	"github.com/purista-go/purista/examples/services/users/usersvc"
 	"github.com/purista-go/purista/examples/system"
 	"github.com/purista-go/purista/gateway"
+	"github.com/purista-go/purista/transport/inproc"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -60,7 +67,7 @@ func TestDemoKafka(t *testing.T) {
 	}
 	defer b.Close()
 	k := system.Kafka{Brokers: b.Addrs(), Options: []kafka.Option{kafka.WithTopicPrefix("demo-test.")}}
-	if _, err := kafka.EnsureTopics(ctx, k.Brokers, contracts.Services(), nil, k.Options...); err != nil {
+	if _, err := kafka.EnsureTopics(ctx, k.Brokers, contracts.Services(), contracts.Events(), k.Options...); err != nil {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
@@ -166,8 +173,11 @@ func TestDemoMonolith(t *testing.T) {
 }
 
 // TestDemoGRPC runs the same flow in the third style: the services on a
-// plain grpc.Server, the orders service calling the others through a
-// grpc.ClientConn, and the gateway in front of the same connection.
+// plain grpc.Server, the orders service calling users through a
+// grpc.ClientConn, and the gateway in front of the same connection. gRPC
+// has no events, so the orders service publishes OrderPlaced through an
+// in-process channel, on which the same notifications service subscribes
+// (a Kafka client would do as well).
 func TestDemoGRPC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -179,8 +189,14 @@ func TestDemoGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	events := inproc.New(inproc.WithLogger(logger))
+	defer events.Close()
+	notifications := notificationsvc.New(logger.With("component", system.Notifications))
 	srv := grpc.NewServer()
-	system.RegisterAll(srv, conn, logger)
+	usersv1.RegisterUsersServiceServer(srv, usersvc.New(logger.With("component", system.Users)))
+	ordersv1.RegisterOrdersServiceServer(srv, ordersvc.New(conn, logger.With("component", system.Orders), ordersvc.WithPublisher(events)))
+	notificationsv1.RegisterNotificationsServiceServer(srv, notifications)
+	notificationsv1.RegisterNotificationsServiceServer(events, notifications) // its OrderPlaced subscription
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.GracefulStop()
 

@@ -1,6 +1,7 @@
 // Package notificationsvc implements notifications.v1.NotificationsService,
-// the notifications team's service. The orders service calls it when an
-// order is placed; clients read a user's notifications over HTTP.
+// the notifications team's service. It subscribes to the orders team's
+// OrderPlaced event and writes the user a notification for each; clients
+// read a user's notifications over HTTP.
 //
 // Notifications live in memory, per instance.
 package notificationsvc
@@ -15,7 +16,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/purista-go/purista"
 	notificationsv1 "github.com/purista-go/purista/examples/contracts/gen/notifications/v1"
+	ordersv1 "github.com/purista-go/purista/examples/contracts/gen/orders/v1"
 	"github.com/purista-go/purista/examples/services/internal/apierr"
 	"github.com/purista-go/purista/examples/services/internal/callctx"
 )
@@ -29,6 +32,7 @@ type Server struct {
 	mu     sync.Mutex
 	next   int
 	byUser map[string][]*notificationsv1.Notification
+	seen   map[string]bool // ids of the events handled, to ignore redeliveries
 }
 
 // New returns a Server with no notifications that logs to logger.
@@ -36,7 +40,30 @@ func New(logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{log: logger, byUser: map[string][]*notificationsv1.Notification{}}
+	return &Server{log: logger, byUser: map[string][]*notificationsv1.Notification{}, seen: map[string]bool{}}
+}
+
+// OnOrderPlaced is invoked once per OrderPlaced event. Delivery is at least
+// once, so an event seen before (same event id) is acknowledged without a
+// second notification.
+func (s *Server) OnOrderPlaced(ctx context.Context, ev *ordersv1.OrderPlaced) (*notificationsv1.OnOrderPlacedResponse, error) {
+	info, _ := purista.EventFromContext(ctx)
+	s.mu.Lock()
+	dup := info.ID != "" && s.seen[info.ID]
+	if info.ID != "" {
+		s.seen[info.ID] = true
+	}
+	s.mu.Unlock()
+	if dup {
+		return &notificationsv1.OnOrderPlacedResponse{}, nil
+	}
+	text := fmt.Sprintf("Your order %s (%d item(s), %d.%02d) was placed.",
+		ev.GetOrderId(), ev.GetItemCount(), ev.GetTotalCents()/100, ev.GetTotalCents()%100)
+	if _, err := s.SendNotification(ctx, &notificationsv1.SendNotificationRequest{UserId: ev.GetUserId(), Text: text}); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "order event handled", "event_id", info.ID, "attempt", info.Attempt, "order_id", ev.GetOrderId())
+	return &notificationsv1.OnOrderPlacedResponse{}, nil
 }
 
 // SendNotification stores a notification for a user.

@@ -1,10 +1,9 @@
 // Package ordersvc implements orders.v1.OrdersService, the orders team's
-// service. Placing an order calls two other teams' services through
-// whatever connection it is given — Kafka, in process or gRPC:
-// users.v1.UsersService/GetUser to check that the user exists, and
-// notifications.v1.NotificationsService/SendNotification to tell the user.
-// Both calls carry the request's deadline and its request id and trace
-// context.
+// service. Placing an order calls the users team's service through whatever
+// connection it is given — Kafka, in process or gRPC — to check that the
+// user exists, passing on the request's deadline, request id and trace
+// context; then it publishes the OrderPlaced event, which the notifications
+// service subscribes to. The orders service does not know who listens.
 //
 // Orders live in memory, per instance.
 package ordersvc
@@ -17,7 +16,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -26,49 +24,54 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	notificationsv1 "github.com/purista-go/purista/examples/contracts/gen/notifications/v1"
+	"github.com/purista-go/purista"
 	ordersv1 "github.com/purista-go/purista/examples/contracts/gen/orders/v1"
 	usersv1 "github.com/purista-go/purista/examples/contracts/gen/users/v1"
 	"github.com/purista-go/purista/examples/services/internal/apierr"
 	"github.com/purista-go/purista/examples/services/internal/callctx"
 )
 
-// NotifyTimeout bounds the notification sent when an order is placed: the
-// order does not wait longer for the notifications service, and does not
-// fail when it is down.
-const NotifyTimeout = time.Second
-
 // Server implements ordersv1.OrdersServiceServer.
 type Server struct {
 	ordersv1.UnimplementedOrdersServiceServer
 
-	log           *slog.Logger
-	users         usersv1.UsersServiceClient
-	notifications notificationsv1.NotificationsServiceClient
+	log       *slog.Logger
+	users     usersv1.UsersServiceClient
+	publisher purista.Publisher // nil: the transport's, from the handler's context
 
 	mu     sync.Mutex
 	byID   map[string]*ordersv1.Order
 	byUser map[string][]string // user id → order ids, oldest first
 }
 
-// New returns a Server that reaches the users and notifications services
-// through conn (any grpc.ClientConnInterface: a kafka.ClientConn, an
-// inproc channel, a *grpc.ClientConn).
-func New(conn grpc.ClientConnInterface, logger *slog.Logger) *Server {
+// Option configures a Server.
+type Option func(*Server)
+
+// WithPublisher publishes OrderPlaced through p instead of the publisher of
+// the transport serving the call — for a plain grpc.Server, which has none.
+func WithPublisher(p purista.Publisher) Option { return func(s *Server) { s.publisher = p } }
+
+// New returns a Server that reaches the users service through conn (any
+// grpc.ClientConnInterface: a kafka.ClientConn, an inproc channel, a
+// *grpc.ClientConn).
+func New(conn grpc.ClientConnInterface, logger *slog.Logger, opts ...Option) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{
-		log:           logger,
-		users:         usersv1.NewUsersServiceClient(conn),
-		notifications: notificationsv1.NewNotificationsServiceClient(conn),
-		byID:          map[string]*ordersv1.Order{},
-		byUser:        map[string][]string{},
+	s := &Server{
+		log:    logger,
+		users:  usersv1.NewUsersServiceClient(conn),
+		byID:   map[string]*ordersv1.Order{},
+		byUser: map[string][]string{},
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // CreateOrder validates the items, asks the users service whether the user
-// exists, stores the order and notifies the user.
+// exists, publishes OrderPlaced and stores the order.
 func (s *Server) CreateOrder(ctx context.Context, req *ordersv1.CreateOrderRequest) (*ordersv1.CreateOrderResponse, error) {
 	var bad apierr.Violations
 	if req.GetUserId() == "" {
@@ -113,20 +116,26 @@ func (s *Server) CreateOrder(ctx context.Context, req *ordersv1.CreateOrderReque
 		Status:     ordersv1.OrderStatus_ORDER_STATUS_PLACED,
 		CreateTime: timestamppb.Now(),
 	}
+	// The event first: an order nobody hears of is not placed. The request
+	// id and trace context travel with the event too.
+	pub := s.publisher
+	if pub == nil {
+		pub = purista.PublisherFromContext(ctx)
+	}
+	ev := &ordersv1.OrderPlaced{
+		OrderId: o.GetOrderId(), UserId: o.GetUserId(), ItemCount: int32(len(o.GetItems())),
+		TotalCents: total, PlaceTime: o.GetCreateTime(),
+	}
+	if err := ordersv1.PublishOrderPlaced(out, pub, ev); err != nil {
+		s.log.ErrorContext(ctx, "publishing OrderPlaced failed; the order is not placed", "user_id", o.GetUserId(), "error", err)
+		return nil, status.Errorf(codes.Unavailable, "the order was not placed: publishing OrderPlaced failed: %s", status.Convert(err).Message())
+	}
 	s.mu.Lock()
 	s.byID[o.GetOrderId()] = o
 	s.byUser[o.GetUserId()] = append(s.byUser[o.GetUserId()], o.GetOrderId())
 	s.mu.Unlock()
 	s.log.InfoContext(ctx, "order placed", "order_id", o.GetOrderId(), "user_id", o.GetUserId(),
 		"total_cents", total, "request_id", callctx.RequestID(ctx))
-
-	// Best effort: the order stands even when the notification fails.
-	nctx, cancel := context.WithTimeout(out, NotifyTimeout)
-	defer cancel()
-	text := fmt.Sprintf("Your order %s (%d item(s), %s) was placed.", o.GetOrderId(), len(o.GetItems()), money(total))
-	if _, err := s.notifications.SendNotification(nctx, &notificationsv1.SendNotificationRequest{UserId: o.GetUserId(), Text: text}); err != nil {
-		s.log.WarnContext(ctx, "order placed but the user was not notified", "order_id", o.GetOrderId(), "error", err)
-	}
 	return &ordersv1.CreateOrderResponse{Order: proto.CloneOf(o)}, nil
 }
 
@@ -177,5 +186,3 @@ func (s *Server) newID() string {
 		}
 	}
 }
-
-func money(cents int64) string { return fmt.Sprintf("%d.%02d", cents/100, cents%100) }

@@ -40,6 +40,12 @@ var NotificationsService_PuristaService = &purista.Service{
 			},
 		},
 		{
+			Name:       "OnOrderPlaced",
+			FullMethod: "/notifications.v1.NotificationsService/OnOrderPlaced",
+			Timeout:    2 * time.Second,
+			Subscribe:  "orders.v1.OrderPlaced",
+		},
+		{
 			Name:              "ListNotifications",
 			FullMethod:        "/notifications.v1.NotificationsService/ListNotifications",
 			Timeout:           2 * time.Second,

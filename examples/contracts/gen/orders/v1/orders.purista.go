@@ -70,8 +70,27 @@ var OrdersService_PuristaService = &purista.Service{
 	},
 }
 
+// OrderPlaced_PuristaEvent describes the event orders.v1.OrderPlaced to the purista runtime.
+var OrderPlaced_PuristaEvent = &purista.Event{
+	Name:              "orders.v1.OrderPlaced",
+	Topic:             "purista.event.orders.v1.OrderPlaced",
+	PartitionKeyField: "user_id",
+	PartitionKey: func(msg proto.Message) []byte {
+		if m, ok := msg.(*OrderPlaced); ok {
+			return []byte(m.GetUserId())
+		}
+		return nil
+	},
+}
+
+// PublishOrderPlaced publishes ev as the event orders.v1.OrderPlaced through p.
+func PublishOrderPlaced(ctx context.Context, p purista.Publisher, ev *OrderPlaced) error {
+	return p.Publish(ctx, OrderPlaced_PuristaEvent, OrderPlaced_PuristaEvent.PartitionKey(ev), ev)
+}
+
 // Registration errors are kept for purista.RegistrationErrors, which
 // transports and the gateway check when they start.
 func init() {
 	_ = purista.RegisterService(OrdersService_PuristaService)
+	_ = purista.RegisterEvent(OrderPlaced_PuristaEvent)
 }
