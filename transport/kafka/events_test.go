@@ -2,12 +2,16 @@ package kafka_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/purista-go/purista"
+	eventsv1 "github.com/purista-go/purista/gen/purista/testing/events/v1"
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/internal/conformance/events"
 	"github.com/purista-go/purista/internal/kafkatest"
@@ -105,5 +109,72 @@ func (e eventEnv) Redrive(t testing.TB, service string, letters []events.DeadLet
 func TestEvents(t *testing.T) {
 	kafkatest.Brokers(t, func(t *testing.T, brokers []string) {
 		events.Run(t, func(t testing.TB) events.Env { return eventEnv{newEnv(t, brokers)} })
+	})
+}
+
+// gatedBilling fails until healed and records what it handled.
+type gatedBilling struct {
+	eventsv1.UnimplementedBillingServiceServer
+	name     string
+	attempts chan string
+	healed   atomic.Bool
+}
+
+func (g *gatedBilling) ChargeOrder(_ context.Context, ev *eventsv1.OrderPlaced) (*eventsv1.ChargeOrderResponse, error) {
+	g.attempts <- g.name + ":" + ev.GetOrderId()
+	if !g.healed.Load() {
+		return nil, status.Error(codes.Unavailable, "payment provider down")
+	}
+	return &eventsv1.ChargeOrderResponse{}, nil
+}
+
+// A graceful stop does not wait out a retry's backoff, and does not commit
+// the event being retried: the next instance handles it.
+func TestEventsStopDuringRetry(t *testing.T) {
+	kafkatest.Brokers(t, func(t *testing.T, brokers []string) {
+		e := eventEnv{newEnv(t, brokers)}
+		service := eventsv1.BillingService_ServiceDesc.ServiceName
+		event := eventsv1.OrderPlaced_PuristaEvent.Name
+		first := &gatedBilling{name: "first", attempts: make(chan string, 10)}
+		srv := e.EventServer(t, events.Options{MaxAttempts: 5, FirstBackoff: time.Minute, MaxBackoff: time.Minute})
+		eventsv1.RegisterBillingServiceServer(srv, first)
+		srv.Start(t)
+		e.AwaitSubscribers(t, service, event, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := eventsv1.PublishOrderPlaced(ctx, e.Publisher(t), &eventsv1.OrderPlaced{OrderId: "o-1"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case a := <-first.attempts:
+			if a != "first:o-1" {
+				t.Fatalf("attempt %s", a)
+			}
+		case <-ctx.Done():
+			t.Fatal("the event never reached the subscriber")
+		}
+		start := time.Now()
+		srv.Stop()
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("graceful stop took %v: it waited for the retry's backoff", d)
+		}
+
+		second := &gatedBilling{name: "second", attempts: make(chan string, 10)}
+		second.healed.Store(true)
+		srv2 := e.EventServer(t, events.Options{})
+		eventsv1.RegisterBillingServiceServer(srv2, second)
+		srv2.Start(t)
+		t.Cleanup(srv2.Stop)
+		select {
+		case a := <-second.attempts:
+			if a != "second:o-1" {
+				t.Fatalf("attempt %s", a)
+			}
+		case <-ctx.Done():
+			t.Fatal("the event being retried at the stop was not delivered to the next instance")
+		}
+		if n := len(first.attempts); n != 0 {
+			t.Errorf("the stopped instance made %d more attempts", n)
+		}
 	})
 }
