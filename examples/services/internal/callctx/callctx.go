@@ -33,20 +33,18 @@ func DeadlineLeft(ctx context.Context) string {
 	return time.Until(d).Round(time.Millisecond).String()
 }
 
-// Outgoing returns ctx prepared for a call to another service: the keys in
-// Propagated are copied from the incoming metadata to the outgoing one.
-// The deadline needs nothing: it is part of ctx, and the transport sends it
-// with the request.
+// Outgoing returns ctx prepared for a call to another service: its outgoing
+// metadata is exactly the keys in Propagated, copied from the incoming
+// metadata — whatever else was on ctx's outgoing metadata is dropped, so
+// add metadata of your own after calling it. The deadline needs nothing: it
+// is part of ctx, and the transport sends it with the request.
 func Outgoing(ctx context.Context) context.Context {
 	in, _ := metadata.FromIncomingContext(ctx)
-	var kv []string
+	out := metadata.MD{}
 	for _, k := range Propagated {
-		for _, v := range in.Get(k) {
-			kv = append(kv, k, v)
+		if v := in.Get(k); len(v) > 0 {
+			out[k] = append([]string(nil), v...)
 		}
 	}
-	if len(kv) == 0 {
-		return ctx
-	}
-	return metadata.AppendToOutgoingContext(ctx, kv...)
+	return metadata.NewOutgoingContext(ctx, out)
 }
