@@ -43,7 +43,8 @@ type ClientConn struct {
 	done    chan struct{}
 	loop    sync.WaitGroup
 
-	stats clientStats
+	stats   clientStats
+	streams clientStreams // stream.go
 }
 
 type clientStats struct {
@@ -225,6 +226,9 @@ func (c *ClientConn) readReplies() {
 		delete(c.pending, id)
 		c.mu.Unlock()
 		if ch == nil {
+			if c.deliverStream(id, m) {
+				continue
+			}
 			c.stats.orphanReplies.Add(1)
 			continue
 		}
@@ -248,9 +252,10 @@ func (c *ClientConn) Invoke(ctx context.Context, method string, args, reply any,
 	return c.invoke(ctx, method, args, reply, nil, opts...)
 }
 
-// NewStream reports UNIMPLEMENTED: streaming calls are not carried yet.
+// NewStream opens a server-streaming call (see stream.go); client- and
+// bidi-streaming calls are UNIMPLEMENTED.
 func (c *ClientConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return nil, status.Errorf(codes.Unimplemented, "streaming call %s: the Kafka transport carries unary calls only", method)
+	return c.newStream(ctx, desc, method, opts...)
 }
 
 func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {

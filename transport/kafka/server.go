@@ -58,8 +58,9 @@ type Server struct {
 	handlers       sync.WaitGroup
 	stopped        chan struct{}
 
-	stats serverStats
-	subs  subscriptions // subscriptions.go
+	stats   serverStats
+	subs    subscriptions // subscriptions.go
+	streams streamServer  // stream.go
 }
 
 type serverStats struct {
@@ -197,6 +198,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 	if err := s.startSubscriptions(ctx); err != nil {
+		return err
+	}
+	if err := s.startStreams(ctx); err != nil {
 		return err
 	}
 
@@ -360,6 +364,9 @@ func (s *Server) handle(m kafka.Message) {
 	}
 	method, err := s.disp.Lookup(h.method)
 	if err != nil {
+		if s.serveStream(h, m) { // stream.go
+			return
+		}
 		s.reply(h, m, dispatch.Result{Err: err})
 		return
 	}
@@ -480,6 +487,7 @@ func (s *Server) stop(cancelHandlers bool) {
 		go func() { defer wg.Done(); _ = r.Close() }()
 	}
 	wg.Wait()
+	s.stopStreams()
 	s.cancelHandlers()
 	s.close()
 	close(s.stopped)
