@@ -57,6 +57,7 @@ func Run(t *testing.T, newEnv func(t testing.TB) Env) {
 		{"ContractTimeout", testContractTimeout},
 		{"DeadlineExceeded", testDeadlineExceeded},
 		{"Interceptors", testInterceptors},
+		{"NoOutgoingLeak", testNoOutgoingLeak},
 		{"UnknownMethod", testUnknownMethod},
 		{"Idempotency", testIdempotency},
 		{"ServerStartsLater", testServerStartsLater},
@@ -355,5 +356,29 @@ func testConcurrent(t *testing.T, env Env) {
 	wg.Wait()
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d concurrent calls failed; first: %v", len(failures), total, failures[0])
+	}
+}
+
+// testNoOutgoingLeak checks a handler's context does not carry the caller's
+// outgoing metadata: a handler calling on must not resend it.
+func testNoOutgoingLeak(t *testing.T, env Env) {
+	var leaked metadata.MD
+	impl := &EchoServer{Name: "s1"}
+	serve(t, env, Options{ServerInterceptors: []grpc.UnaryServerInterceptor{
+		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			leaked, _ = metadata.FromOutgoingContext(ctx)
+			return h(ctx, req)
+		},
+	}}, impl)
+	c := testingv1.NewEchoServiceClient(env.Client(t, Options{}))
+	ctx := metadata.AppendToOutgoingContext(ctxTimeout(t, 20*time.Second), "x-caller-only", "secret")
+	if _, err := c.Echo(ctx, &testingv1.EchoRequest{Message: "hi"}); err != nil {
+		t.Fatalf("Echo: %v", err)
+	}
+	if len(leaked) > 0 {
+		t.Fatalf("handler context carries the caller's outgoing metadata %v", leaked)
+	}
+	if got := impl.LastMetadata().Get("x-caller-only"); len(got) != 1 {
+		t.Fatalf("incoming metadata x-caller-only = %q, want the caller's value", got)
 	}
 }

@@ -17,7 +17,6 @@ package inproc
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -247,14 +246,10 @@ func (cl *Client) roundTrip(ctx context.Context, method string, args, reply any,
 		cl.ch.countExpired()
 		return status.FromContextError(err).Err()
 	}
-	sctx := metadata.NewIncomingContext(ctx, md.Copy())
-	res := srv.Call(sctx, m, dispatch.IdempotencyKey(md), func(v any) error {
-		msg, ok := v.(proto.Message)
-		if !ok {
-			return fmt.Errorf("%T is not a protobuf message", v)
-		}
-		return proto.Unmarshal(body, msg)
-	})
+	hctx, cancel := dispatch.HandlerContext(ctx)
+	defer cancel()
+	sctx := metadata.NewIncomingContext(hctx, md.Copy())
+	res := srv.Call(sctx, m, dispatch.IdempotencyKey(md), dispatch.Decode(body))
 	dispatch.ParseCallOptions(opts).Deliver(res.Header.Copy(), res.Trailer.Copy())
 	if res.Err != nil {
 		return res.Err
