@@ -119,7 +119,7 @@ func ensureTopics(ctx context.Context, b *base, specs []TopicSpec) ([]TopicResul
 			}
 			r.Partitions = len(ids)
 			if len(ids) < s.Partitions {
-				r.Warning = fmt.Sprintf("has %d partitions, the contract declares %d: add partitions with the cluster's admin tools (keyed requests will move)", len(ids), s.Partitions)
+				r.Warning = fmt.Sprintf("has %d partitions, fewer than the %d wanted (declared in the contract, or the default): add partitions with the cluster's admin tools (keyed requests will move)", len(ids), s.Partitions)
 			}
 		default:
 			failed = append(failed, fmt.Sprintf("%s: %v", s.Name, terr))
