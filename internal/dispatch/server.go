@@ -309,14 +309,11 @@ func Decode(body []byte) func(any) error {
 }
 
 // HandlerContext returns the context an in-process handler runs with: the
-// caller's deadline and cancellation, but none of its values, so the caller's
-// outgoing metadata or credentials do not leak into the handler (and on into
-// the calls it makes), as they cannot across a network.
-func HandlerContext(caller context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	if dl, ok := caller.Deadline(); ok {
-		ctx, cancel = context.WithDeadline(context.Background(), dl)
-	}
-	stop := context.AfterFunc(caller, cancel)
-	return ctx, func() { stop(); cancel() }
-}
+// caller's deadline, cancellation and error, but none of its values, so the
+// caller's outgoing metadata or credentials do not leak into the handler (and
+// on into the calls it makes), as they cannot across a network.
+func HandlerContext(caller context.Context) context.Context { return valuesDropped{caller} }
+
+type valuesDropped struct{ context.Context }
+
+func (valuesDropped) Value(any) any { return nil }

@@ -246,9 +246,7 @@ func (cl *Client) roundTrip(ctx context.Context, method string, args, reply any,
 		cl.ch.countExpired()
 		return status.FromContextError(err).Err()
 	}
-	hctx, cancel := dispatch.HandlerContext(ctx)
-	defer cancel()
-	sctx := metadata.NewIncomingContext(hctx, md.Copy())
+	sctx := metadata.NewIncomingContext(dispatch.HandlerContext(ctx), md.Copy())
 	res := srv.Call(sctx, m, dispatch.IdempotencyKey(md), dispatch.Decode(body))
 	dispatch.ParseCallOptions(opts).Deliver(res.Header.Copy(), res.Trailer.Copy())
 	if res.Err != nil {
