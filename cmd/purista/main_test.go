@@ -25,10 +25,13 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	kafkago "github.com/segmentio/kafka-go"
+
 	"github.com/purista-go/purista/embedded"
 	usersv1 "github.com/purista-go/purista/examples/contracts/gen/users/v1"
 	"github.com/purista-go/purista/examples/system"
 	"github.com/purista-go/purista/gateway"
+	"github.com/purista-go/purista/internal/kafkatest"
 )
 
 // The test binary doubles as the purista binary: `purista dev` starts its
@@ -454,4 +457,27 @@ func TestDevMonolith(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 	p.interrupt(t)
+}
+
+func TestTopicsGC(t *testing.T) {
+	addr := broker(t)
+	// A reply topic whose last record is an hour old: its client is gone.
+	dead := "purista.reply.crashed-gateway"
+	kafkatest.CreateTopic(t, []string{addr}, dead, 1)
+	w := &kafkago.Writer{Addr: kafkago.TCP(addr), Topic: dead, Transport: &kafkago.Transport{}}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), kafkago.Message{Value: []byte("old"), Time: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := cli(t, "topics", "gc", "--brokers", addr, "--dry-run")
+	if code != 0 || !strings.Contains(out, "would delete "+dead) || !strings.Contains(out, "1 reply topics would delete") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, out, stderr)
+	}
+	out, stderr, code = cli(t, "topics", "gc", "--brokers", addr)
+	if code != 0 || !strings.Contains(out, "deleted "+dead) {
+		t.Fatalf("gc: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := cli(t, "topics", "gc", "--brokers", addr, "--idle", "1m"); code == 0 || !strings.Contains(stderr, "5 minutes or more") {
+		t.Fatalf("--idle 1m: exit %d, %s", code, stderr)
+	}
 }

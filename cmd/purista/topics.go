@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -80,6 +81,53 @@ deploying, as the brokers never create them on their own.`,
 	kf.add(ensure.Flags())
 	ensure.Flags().IntVar(&partitions, "partitions", 3, "partitions of topics whose contract declares none")
 	ensure.Flags().IntVar(&replication, "replication-factor", -1, "replication factor of topics whose contract declares none (-1: the broker's default)")
-	cmd.AddCommand(ensure)
+	cmd.AddCommand(ensure, newTopicsGCCmd())
 	return cmd
+}
+
+func newTopicsGCCmd() *cobra.Command {
+	var (
+		kf     kafkaFlags
+		idle   time.Duration
+		dryRun bool
+	)
+	gc := &cobra.Command{
+		Use:   "gc",
+		Short: "Delete the reply topics of clients that are gone",
+		Long: `gc deletes reply topics (purista.reply.<client id>) that have had no record
+for --idle. A live client writes a keepalive to its reply topic when it starts
+and every minute, and deletes the topic when it closes; a topic that stayed
+silent belongs to a process that died. --dry-run lists them without deleting.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			brokers, err := kf.reach(ctx)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, kf.timeout+30*time.Second)
+			defer cancel()
+			topics, err := kafka.CollectReplyTopics(ctx, brokers, idle, dryRun, kf.options()...)
+			out := cmd.OutOrStdout()
+			verb := "deleted"
+			if dryRun {
+				verb = "would delete"
+			}
+			for _, t := range topics {
+				fmt.Fprintf(out, "%s %s\n", verb, t)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%d reply topics %s\n", len(topics), verb)
+			return nil
+		},
+	}
+	kf.add(gc.Flags())
+	gc.Flags().DurationVar(&idle, "idle", 10*time.Minute, "delete reply topics without a record for this long (at least 5m)")
+	gc.Flags().BoolVar(&dryRun, "dry-run", false, "list the topics, delete nothing")
+	return gc
 }
