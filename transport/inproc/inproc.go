@@ -211,9 +211,10 @@ func (cl *Client) Invoke(ctx context.Context, method string, args, reply any, op
 	return cl.invoke(ctx, method, args, reply, nil, opts...)
 }
 
-// NewStream reports UNIMPLEMENTED: the in-process transport carries unary calls.
+// NewStream opens a server-streaming call (see stream.go); client- and
+// bidi-streaming calls are UNIMPLEMENTED, as on Kafka.
 func (cl *Client) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return nil, status.Errorf(codes.Unimplemented, "streaming call %s: the in-process transport carries unary calls only", method)
+	return cl.newStream(ctx, desc, method, opts...)
 }
 
 func (cl *Client) roundTrip(ctx context.Context, method string, args, reply any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {
