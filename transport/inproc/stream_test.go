@@ -15,3 +15,11 @@ func TestStreams(t *testing.T) {
 		return &env{ch: ch}
 	})
 }
+
+func TestStreamsThroughGateway(t *testing.T) {
+	stream.RunGateway(t, func(t testing.TB) conformance.Env {
+		ch := inproc.New()
+		t.Cleanup(func() { _ = ch.Close() })
+		return &env{ch: ch}
+	})
+}

@@ -13,3 +13,9 @@ func TestStreams(t *testing.T) {
 		stream.Run(t, func(t testing.TB) conformance.Env { return newEnv(t, brokers) })
 	})
 }
+
+func TestStreamsThroughGateway(t *testing.T) {
+	kafkatest.Brokers(t, func(t *testing.T, brokers []string) {
+		stream.RunGateway(t, func(t testing.TB) conformance.Env { return newEnv(t, brokers) })
+	})
+}

@@ -5,10 +5,15 @@
 package stream
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/purista-go/purista/gateway"
 	streamv1 "github.com/purista-go/purista/gen/purista/testing/stream/v1"
 	"github.com/purista-go/purista/internal/conformance"
 )
@@ -83,7 +89,8 @@ func (s *Server) Count(req *streamv1.CountRequest, st grpc.ServerStreamingServer
 	return nil
 }
 
-// Run runs the streaming suite. newEnv is called once per test.
+// Run runs the streaming suite. The tests share one system (newEnv is
+// called once) and one server: starting a server costs a group join each.
 func Run(t *testing.T, newEnv func(t testing.TB) conformance.Env) {
 	tests := []struct {
 		name string
@@ -97,16 +104,25 @@ func Run(t *testing.T, newEnv func(t testing.TB) conformance.Env) {
 		{"FlowControl", testFlowControl},
 		{"ClientStreamingUnimplemented", testClientStreaming},
 	}
+	env := newEnv(t)
+	impl := NewServer()
+	srv := env.Server(t, conformance.Options{})
+	streamv1.RegisterStreamServiceServer(srv, impl)
+	srv.Start(t)
+	t.Cleanup(srv.Stop)
+	client := streamv1.NewStreamServiceClient(env.Client(t, conformance.Options{}))
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := newEnv(t)
-			impl := NewServer()
-			srv := env.Server(t, conformance.Options{})
-			streamv1.RegisterStreamServiceServer(srv, impl)
-			srv.Start(t)
-			t.Cleanup(srv.Stop)
-			tc.fn(t, streamv1.NewStreamServiceClient(env.Client(t, conformance.Options{})), impl)
+			impl.drain()
+			tc.fn(t, client, impl)
 		})
+	}
+}
+
+// drain forgets how earlier handlers ended.
+func (s *Server) drain() {
+	for len(s.ended) > 0 {
+		<-s.ended
 	}
 }
 
@@ -274,4 +290,101 @@ func testClientStreaming(t *testing.T, c streamv1.StreamServiceClient, _ *Server
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("client-streaming call = %v, want UNIMPLEMENTED", err)
 	}
+}
+
+// RunGateway serves StreamService through the HTTP gateway over the
+// transport and reads its routes with a real HTTP client: each message is
+// one line of newline-delimited JSON, an error after messages is a last
+// {"error": ...} line, and a client that goes away mid-stream ends the
+// handler.
+func RunGateway(t *testing.T, newEnv func(t testing.TB) conformance.Env) {
+	env := newEnv(t)
+	impl := NewServer()
+	srv := env.Server(t, conformance.Options{})
+	streamv1.RegisterStreamServiceServer(srv, impl)
+	srv.Start(t)
+	t.Cleanup(srv.Stop)
+	g, err := gateway.New(env.Client(t, conformance.Options{}),
+		gateway.WithServices(streamv1.StreamService_PuristaService), gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(g)
+	t.Cleanup(hs.Close)
+
+	type line struct {
+		Result *struct {
+			N int32 `json:"n"`
+		} `json:"result"`
+		Error *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	get := func(ctx context.Context, query string) (*http.Response, *bufio.Scanner) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/v1/stream/count?"+query, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", query, err)
+		}
+		return resp, bufio.NewScanner(resp.Body)
+	}
+	next := func(sc *bufio.Scanner) line {
+		t.Helper()
+		if !sc.Scan() {
+			t.Fatalf("stream ended early: %v", sc.Err())
+		}
+		var l line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("line %q is not JSON: %v", sc.Text(), err)
+		}
+		return l
+	}
+
+	t.Run("Complete", func(t *testing.T) {
+		resp, sc := get(ctxTimeout(t, 30*time.Second), "count=5")
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		for i := int32(1); i <= 5; i++ {
+			if l := next(sc); l.Result == nil || l.Result.N != i {
+				t.Fatalf("line %d = %+v", i, l)
+			}
+		}
+		if sc.Scan() {
+			t.Errorf("unexpected line after the stream: %q", sc.Text())
+		}
+	})
+	t.Run("ErrorAfterMessages", func(t *testing.T) {
+		resp, sc := get(ctxTimeout(t, 30*time.Second), "count=2&failCode=9&failMessage=out+of+numbers")
+		defer resp.Body.Close()
+		for i := int32(1); i <= 2; i++ {
+			if l := next(sc); l.Result == nil || l.Result.N != i {
+				t.Fatalf("line %d = %+v", i, l)
+			}
+		}
+		if l := next(sc); l.Error == nil || l.Error.Code != int(codes.FailedPrecondition) || l.Error.Message != "out of numbers" {
+			t.Fatalf("last line = %+v, want the FAILED_PRECONDITION error", l)
+		}
+	})
+	t.Run("ClientGoesAway", func(t *testing.T) {
+		impl.drain() // the handlers of the streams above
+		ctx, cancel := context.WithCancel(ctxTimeout(t, 30*time.Second))
+		resp, sc := get(ctx, "count=1000&interval=0.010s")
+		for i := int32(1); i <= 3; i++ {
+			if l := next(sc); l.Result == nil || l.Result.N != i {
+				t.Fatalf("line %d = %+v", i, l)
+			}
+		}
+		cancel()
+		_ = resp.Body.Close()
+		if err := waitEnded(t, impl, 5*time.Second); err == nil {
+			t.Errorf("the handler ran to its end after the HTTP client went away")
+		}
+		if sent := impl.Sent(); sent > 500 {
+			t.Errorf("the handler sent %d messages after the client went away at 3", sent)
+		}
+	})
 }
