@@ -30,11 +30,14 @@ import (
 // closes are lost.
 
 type eventOptions struct {
-	retry       eventing.Retry
-	timeout     time.Duration
-	concurrency int
-	retention   int
+	retry        eventing.Retry
+	timeout      time.Duration
+	concurrency  int
+	retention    int
+	retentionSet bool
 }
+
+const defaultEventRetention = 10000
 
 // WithEventRetry sets how often a subscriber is invoked with an event it
 // failed before the event becomes a dead letter (default 5 attempts), and
@@ -60,7 +63,9 @@ func WithEventConcurrency(n int) Option { return func(o *options) { o.events.con
 // WithEventRetention sets how many events of each event type a Channel
 // keeps for services that subscribe later (default 10 000; 0 keeps none).
 // It applies to the options given to New.
-func WithEventRetention(n int) Option { return func(o *options) { o.events.retention = n } }
+func WithEventRetention(n int) Option {
+	return func(o *options) { o.events.retention, o.events.retentionSet = n, true }
+}
 
 func (o *options) eventRetry() eventing.Retry {
 	r := o.events.retry
@@ -238,7 +243,10 @@ func (c *Channel) publishEvent(ctx context.Context, ev *purista.Event, key []byt
 	if len(rec.key) == 0 {
 		rec.key = nil
 	}
-	retention := c.Server.opts.events.retention
+	retention := defaultEventRetention
+	if o := c.Server.opts.events; o.retentionSet {
+		retention = o.retention
+	}
 	b := &c.events
 	b.mu.Lock()
 	defer b.mu.Unlock()

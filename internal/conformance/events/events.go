@@ -72,6 +72,7 @@ func Run(t *testing.T, newEnv func(t testing.TB) Env) {
 	}{
 		{"FanOut", testFanOut},
 		{"RetryDeadLetterRedrive", testRetryDeadLetterRedrive},
+		{"LateSubscriber", testLateSubscriber},
 		{"PublishErrors", testPublishErrors},
 	}
 	for _, tc := range tests {
@@ -491,5 +492,28 @@ func testPublishErrors(t *testing.T, env Env) {
 	err := eventsv1.PublishOrderPlaced(ctx, purista.PublisherFromContext(ctx), &eventsv1.OrderPlaced{})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("PublisherFromContext outside a handler = %v, want FAILED_PRECONDITION", err)
+	}
+}
+
+// A service that starts after events were published receives them: a new
+// subscription starts at the oldest retained event, so deploy order loses
+// nothing.
+func testLateSubscriber(t *testing.T, env Env) {
+	pub := env.Publisher(t)
+	ctx := ctxTimeout(t, 30*time.Second)
+	for i := range 3 {
+		if err := eventsv1.PublishOrderPlaced(ctx, pub, &eventsv1.OrderPlaced{OrderId: fmt.Sprintf("early-%d", i), Seq: 1}); err != nil {
+			t.Fatalf("PublishOrderPlaced: %v", err)
+		}
+	}
+	bill := &Recorder{}
+	start(t, env, Options{}, func(srv grpc.ServiceRegistrar) {
+		eventsv1.RegisterBillingServiceServer(srv, &billing{name: "late", rec: bill})
+	})
+	env.AwaitSubscribers(t, billingService, orderPlaced, 1)
+	waitFor(t, 20*time.Second, "the events published before the subscriber started", func() bool { return len(bill.Deliveries()) >= 3 })
+	time.Sleep(300 * time.Millisecond)
+	if n := len(bill.Deliveries()); n != 3 {
+		t.Errorf("late subscriber handled %d events, want the 3 published before it started, once each", n)
 	}
 }
