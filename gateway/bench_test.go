@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	goruntime "runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -159,6 +160,7 @@ func BenchmarkGateway(b *testing.B) {
 				}
 				lat[tg] = append(lat[tg], time.Since(t0))
 			}
+			goruntime.GC() // every target starts its phase with a collected heap
 			cpu0, wall0 := processCPU(), time.Now()
 			v, err := inflight(tg.url, benchInflight, benchInflightCalls)
 			cpu := processCPU() - cpu0
