@@ -99,7 +99,7 @@ func (cs *clientStream) SendMsg(m any) error {
 		return cs.end(err)
 	}
 	md, _ := metadata.FromOutgoingContext(cs.ctx)
-	sctx := metadata.NewIncomingContext(cs.ctx, md.Copy())
+	sctx := metadata.NewIncomingContext(dispatch.HandlerContext(cs.ctx), md.Copy())
 	go func() {
 		res := srv.CallStream(sctx, sm, func(v any) error {
 			msg, ok := v.(proto.Message)
