@@ -542,6 +542,11 @@ func (cs *clientStream) RecvMsg(m any) error {
 	cs.noteHeader(rec)
 	code, isFinal := headerValue(rec.Headers, hdrStatus)
 	if seq != cs.expected {
+		// A record that names another control topic comes from a second
+		// run of the request (redelivered after a server crash): stop it.
+		if v, ok := headerValue(rec.Headers, hdrStreamControl); ok && v != cs.control {
+			go cs.c.sendControl(v, cs.id, kafka.Header{Key: hdrStreamCancel, Value: []byte("1")})
+		}
 		what := "lost or reordered"
 		if cs.overflow.Load() {
 			what = "dropped: the server exceeded the flow-control window"
