@@ -35,8 +35,9 @@ func NewDedup(max int, ttl time.Duration) *Dedup {
 }
 
 // Do returns the stored result for key, or runs fn and stores its result.
-// Results of calls that ended by their own deadline or cancellation are not
-// stored, so a retry runs again.
+// Transient failures (the call's deadline or cancellation, an unavailable
+// dependency, an aborted or throttled operation) are not stored, so a retry
+// runs again.
 func (d *Dedup) Do(key string, fn func() Result) Result {
 	d.mu.Lock()
 	now := d.now()
@@ -59,7 +60,7 @@ func (d *Dedup) Do(key string, fn func() Result) Result {
 	d.mu.Lock()
 	e.result = res
 	e.expires = d.now().Add(d.ttl)
-	if code := status.Code(res.Err); code == codes.DeadlineExceeded || code == codes.Canceled {
+	if transient(status.Code(res.Err)) {
 		if el, ok := d.entries[key]; ok && el.Value == e {
 			d.order.Remove(el)
 			delete(d.entries, key)
@@ -91,4 +92,14 @@ func (d *Dedup) evictLocked(now time.Time) {
 
 func expired(e *dedupEntry, now time.Time) bool {
 	return !e.expires.IsZero() && !now.Before(e.expires)
+}
+
+// transient reports whether a result with code says nothing final about the
+// operation: a retry may well succeed.
+func transient(code codes.Code) bool {
+	switch code {
+	case codes.DeadlineExceeded, codes.Canceled, codes.Unavailable, codes.Aborted, codes.ResourceExhausted:
+		return true
+	}
+	return false
 }

@@ -67,13 +67,22 @@ func TestDedupBoundsAndExpires(t *testing.T) {
 	}
 }
 
-func TestDedupForgetsDeadlines(t *testing.T) {
+func TestDedupForgetsTransientFailures(t *testing.T) {
+	for _, code := range []codes.Code{codes.DeadlineExceeded, codes.Canceled, codes.Unavailable, codes.Aborted, codes.ResourceExhausted} {
+		d := NewDedup(10, time.Minute)
+		d.Do("k", func() Result { return Result{Err: status.Error(code, "transient")} })
+		ran := false
+		d.Do("k", func() Result { ran = true; return Result{} })
+		if !ran {
+			t.Errorf("a call that failed with %v was stored: its retry must run", code)
+		}
+	}
 	d := NewDedup(10, time.Minute)
-	d.Do("k", func() Result { return Result{Err: status.Error(codes.DeadlineExceeded, "late")} })
+	d.Do("k", func() Result { return Result{Err: status.Error(codes.InvalidArgument, "bad")} })
 	ran := false
 	d.Do("k", func() Result { ran = true; return Result{} })
-	if !ran {
-		t.Fatal("a call that ran out of time was stored: its retry must run")
+	if ran {
+		t.Error("a final failure (INVALID_ARGUMENT) ran again: the retry must get the stored answer")
 	}
 }
 

@@ -137,7 +137,7 @@ func (s *Server) Lookup(fullMethod string) (Method, error) {
 	md, ok := svc.methods[name]
 	if !ok {
 		if _, streaming := svc.streams[name]; streaming {
-			return Method{}, status.Errorf(codes.Unimplemented, "method %s is streaming: this transport carries unary calls only", fullMethod)
+			return Method{}, status.Errorf(codes.Unimplemented, "method %s is streaming: open it as a stream (NewStream), not with Invoke", fullMethod)
 		}
 		return Method{}, status.Errorf(codes.Unimplemented, "unknown method %s for service %s", name, svcName)
 	}
