@@ -39,18 +39,11 @@ type TopicResult struct {
 // contracts declare (or the defaults of WithEnsureTopics). It is idempotent
 // and reports, per topic, whether it was created.
 func EnsureTopics(ctx context.Context, brokers []string, services []*purista.Service, events []*purista.Event, opts ...Option) ([]TopicResult, error) {
-	cc := clientConfig{commonConfig: defaultCommon()}
-	for _, o := range opts {
-		o.applyClient(&cc)
-	}
-	b, err := newBase(brokers, cc.commonConfig)
+	b, err := adminBase(ctx, brokers, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer b.close()
-	if err := b.ping(ctx); err != nil {
-		return nil, err
-	}
 	specs := servicesTopics(b, services)
 	specs = append(specs, deadLetterTopics(b, services)...)
 	for _, e := range events {
@@ -211,18 +204,11 @@ func CollectReplyTopics(ctx context.Context, brokers []string, idle time.Duratio
 	if idle < 5*time.Minute {
 		return nil, fmt.Errorf("kafka: idle time %v is too short: live clients write a keepalive every minute; use 5 minutes or more", idle)
 	}
-	cc := clientConfig{commonConfig: defaultCommon()}
-	for _, o := range opts {
-		o.applyClient(&cc)
-	}
-	b, err := newBase(brokers, cc.commonConfig)
+	b, err := adminBase(ctx, brokers, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer b.close()
-	if err := b.ping(ctx); err != nil {
-		return nil, err
-	}
 	conn, err := b.dialer.DialContext(ctx, "tcp", b.prod.broker())
 	if err != nil {
 		return nil, fmt.Errorf("kafka: list topics: %w", err)
@@ -285,4 +271,22 @@ func CollectReplyTopics(ctx context.Context, brokers []string, idle time.Duratio
 		return deleted, fmt.Errorf("kafka: reply topics not deleted: %s", strings.Join(failed, "; "))
 	}
 	return deleted, nil
+}
+
+// adminBase connects for a one-off administrative task and checks a broker
+// answers. Close it when done.
+func adminBase(ctx context.Context, brokers []string, opts []Option) (*base, error) {
+	cc := clientConfig{commonConfig: defaultCommon()}
+	for _, o := range opts {
+		o.applyClient(&cc)
+	}
+	b, err := newBase(brokers, cc.commonConfig)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.ping(ctx); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
 }

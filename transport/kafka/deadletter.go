@@ -92,22 +92,6 @@ func ListDeadLetters(ctx context.Context, brokers []string, service string, opts
 	return out, nil
 }
 
-func adminBase(ctx context.Context, brokers []string, opts []Option) (*base, error) {
-	cc := clientConfig{commonConfig: defaultCommon()}
-	for _, o := range opts {
-		o.applyClient(&cc)
-	}
-	b, err := newBase(brokers, cc.commonConfig)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.ping(ctx); err != nil {
-		b.close()
-		return nil, err
-	}
-	return b, nil
-}
-
 // readPartition reads the records of [first, end) of one partition.
 func readPartition(ctx context.Context, b *base, topic string, partition int, first, end int64) ([]DeadLetter, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -136,18 +135,7 @@ func encodeEventHeaders(id, name, source string, at time.Time, md metadata.MD) [
 	if source != "" {
 		h = append(h, kafka.Header{Key: hdrSourceMethod, Value: []byte(source)})
 	}
-	for k, vs := range md {
-		k = strings.ToLower(k)
-		for _, v := range vs {
-			switch k {
-			case hdrTraceparent, hdrTracestate:
-				h = append(h, kafka.Header{Key: k, Value: []byte(v)})
-			default:
-				h = append(h, kafka.Header{Key: hdrMDPrefix + k, Value: []byte(v)})
-			}
-		}
-	}
-	return h
+	return appendCallMD(h, md)
 }
 
 // eventHeaders is an event record's headers, decoded.
@@ -179,10 +167,8 @@ func decodeEventHeaders(hs []kafka.Header) eventHeaders {
 			}
 		case h.Key == hdrRedriveFor:
 			e.redriveFor = string(h.Value)
-		case h.Key == hdrTraceparent || h.Key == hdrTracestate:
-			e.md.Append(h.Key, string(h.Value))
-		case strings.HasPrefix(h.Key, hdrMDPrefix):
-			e.md.Append(h.Key[len(hdrMDPrefix):], string(h.Value))
+		default:
+			readCallMD(e.md, h)
 		}
 	}
 	return e

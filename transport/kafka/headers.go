@@ -63,18 +63,7 @@ func encodeRequestHeaders(id, method, replyTo string, deadline time.Time, idemKe
 	if idemKey != "" {
 		h = append(h, kafka.Header{Key: hdrIdempotencyKey, Value: []byte(idemKey)})
 	}
-	for k, vs := range md {
-		k = strings.ToLower(k)
-		for _, v := range vs {
-			switch k {
-			case hdrTraceparent, hdrTracestate:
-				h = append(h, kafka.Header{Key: k, Value: []byte(v)})
-			default:
-				h = append(h, kafka.Header{Key: hdrMDPrefix + k, Value: []byte(v)})
-			}
-		}
-	}
-	return h
+	return appendCallMD(h, md)
 }
 
 func decodeRequestHeaders(hs []kafka.Header) requestHeaders {
@@ -95,13 +84,38 @@ func decodeRequestHeaders(hs []kafka.Header) requestHeaders {
 			}
 		case h.Key == hdrIdempotencyKey:
 			r.idempotencyKey = string(h.Value)
-		case h.Key == hdrTraceparent || h.Key == hdrTracestate:
-			r.md.Append(h.Key, string(h.Value))
-		case strings.HasPrefix(h.Key, hdrMDPrefix):
-			r.md.Append(h.Key[len(hdrMDPrefix):], string(h.Value))
+		default:
+			readCallMD(r.md, h)
 		}
 	}
 	return r
+}
+
+// appendCallMD adds the caller's metadata: W3C trace context headers
+// verbatim, every other key as purista-md-<key>, one header per value.
+func appendCallMD(h []kafka.Header, md metadata.MD) []kafka.Header {
+	for k, vs := range md {
+		k = strings.ToLower(k)
+		for _, v := range vs {
+			switch k {
+			case hdrTraceparent, hdrTracestate:
+				h = append(h, kafka.Header{Key: k, Value: []byte(v)})
+			default:
+				h = append(h, kafka.Header{Key: hdrMDPrefix + k, Value: []byte(v)})
+			}
+		}
+	}
+	return h
+}
+
+// readCallMD adds h to md when it carries caller metadata.
+func readCallMD(md metadata.MD, h kafka.Header) {
+	switch {
+	case h.Key == hdrTraceparent || h.Key == hdrTracestate:
+		md.Append(h.Key, string(h.Value))
+	case strings.HasPrefix(h.Key, hdrMDPrefix):
+		md.Append(h.Key[len(hdrMDPrefix):], string(h.Value))
+	}
 }
 
 func appendMD(h []kafka.Header, prefix string, md metadata.MD) []kafka.Header {
