@@ -179,20 +179,29 @@ func checkTopics(ctx context.Context, b *base, specs []TopicSpec) error {
 	if err := b.ping(ctx); err != nil {
 		return err
 	}
-	var missing []string
-	for _, s := range specs {
-		if _, err := b.prod.partitions(ctx, s.Name, true); err != nil {
-			var m errTopicMissing
-			if !errors.As(err, &m) {
-				return fmt.Errorf("kafka: read metadata of topic %s: %w", s.Name, err)
-			}
-			missing = append(missing, s.Name)
-		}
+	missing, err := missingTopics(ctx, b, specs)
+	if err != nil {
+		return err
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("kafka: request topics missing: %s: provision them with `purista topics ensure`", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// missingTopics asks a broker which topics of specs do not exist.
+func missingTopics(ctx context.Context, b *base, specs []TopicSpec) ([]string, error) {
+	var missing []string
+	for _, s := range specs {
+		if _, err := b.prod.partitions(ctx, s.Name, true); err != nil {
+			var m errTopicMissing
+			if !errors.As(err, &m) {
+				return nil, fmt.Errorf("kafka: read metadata of topic %s: %w", s.Name, err)
+			}
+			missing = append(missing, s.Name)
+		}
+	}
+	return missing, nil
 }
 
 // CollectReplyTopics deletes the reply topics of clients that are gone: a

@@ -206,28 +206,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	s.mu.Lock()
 	for _, n := range names {
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:               s.brokers,
-			GroupID:               s.groupID(n),
-			Topic:                 s.requestTopic(n),
-			Dialer:                s.dialer,
-			MinBytes:              1,
-			MaxBytes:              16 << 20,
-			MaxWait:               500 * time.Millisecond,
-			QueueCapacity:         s.cfg.maxConcurrency,
-			HeartbeatInterval:     s.cfg.heartbeat,
-			SessionTimeout:        s.cfg.session,
-			RebalanceTimeout:      s.cfg.session,
-			JoinGroupBackoff:      200 * time.Millisecond,
-			CommitInterval:        50 * time.Millisecond,
-			StartOffset:           kafka.FirstOffset,
-			ReadBackoffMin:        10 * time.Millisecond,
-			ReadBackoffMax:        500 * time.Millisecond,
-			WatchPartitionChanges: true,
-			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-				s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
-			}),
-		})
+		r := s.groupReader(s.groupID(n), s.requestTopic(n), s.cfg.maxConcurrency)
 		s.readers = append(s.readers, r)
 		s.fetchers.Add(1)
 		go s.fetchLoop(r)
@@ -241,6 +220,34 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-s.stopped:
 	}
 	return nil
+}
+
+// groupReader reads topic as a member of group, with the server's group
+// timings. A new group starts at the earliest offset, so records written
+// before any instance existed are read; commits are asynchronous.
+func (s *Server) groupReader(group, topic string, queue int) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:               s.brokers,
+		GroupID:               group,
+		Topic:                 topic,
+		Dialer:                s.dialer,
+		MinBytes:              1,
+		MaxBytes:              16 << 20,
+		MaxWait:               500 * time.Millisecond,
+		QueueCapacity:         queue,
+		HeartbeatInterval:     s.cfg.heartbeat,
+		SessionTimeout:        s.cfg.session,
+		RebalanceTimeout:      s.cfg.session,
+		JoinGroupBackoff:      200 * time.Millisecond,
+		CommitInterval:        50 * time.Millisecond,
+		StartOffset:           kafka.FirstOffset,
+		ReadBackoffMin:        10 * time.Millisecond,
+		ReadBackoffMax:        500 * time.Millisecond,
+		WatchPartitionChanges: true,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
+		}),
+	})
 }
 
 func (s *Server) fetchLoop(r *kafka.Reader) {

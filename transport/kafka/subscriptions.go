@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -219,27 +218,7 @@ func (s *Server) startSubscriptions(ctx context.Context) error {
 			dlq:     s.deadLetterTopic(g[0].Service),
 			tracker: newOffsetTracker(),
 		}
-		sub.reader = kafka.NewReader(kafka.ReaderConfig{
-			Brokers:               s.brokers,
-			GroupID:               sub.group,
-			Topic:                 sub.topic,
-			Dialer:                s.dialer,
-			MinBytes:              1,
-			MaxBytes:              16 << 20,
-			MaxWait:               500 * time.Millisecond,
-			HeartbeatInterval:     s.cfg.heartbeat,
-			SessionTimeout:        s.cfg.session,
-			RebalanceTimeout:      s.cfg.session,
-			JoinGroupBackoff:      200 * time.Millisecond,
-			CommitInterval:        50 * time.Millisecond,
-			StartOffset:           kafka.FirstOffset,
-			ReadBackoffMin:        10 * time.Millisecond,
-			ReadBackoffMax:        500 * time.Millisecond,
-			WatchPartitionChanges: true,
-			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-				s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
-			}),
-		})
+		sub.reader = s.groupReader(sub.group, sub.topic, 0) // kafka-go's default queue
 		sc.readers = append(sc.readers, sub.reader)
 		sc.loops.Add(1)
 		go sub.loop()
@@ -453,15 +432,9 @@ func (sub *subscription) deadLetter(m kafka.Message, sb eventing.Subscriber, att
 
 // checkEventTopics reports an error naming every missing topic of specs.
 func checkEventTopics(ctx context.Context, b *base, specs []TopicSpec) error {
-	var missing []string
-	for _, s := range specs {
-		if _, err := b.prod.partitions(ctx, s.Name, true); err != nil {
-			var m errTopicMissing
-			if !errors.As(err, &m) {
-				return fmt.Errorf("kafka: read metadata of topic %s: %w", s.Name, err)
-			}
-			missing = append(missing, s.Name)
-		}
+	missing, err := missingTopics(ctx, b, specs)
+	if err != nil {
+		return err
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("kafka: event or dead-letter topics missing: %s: provision them with `purista topics ensure` or kafka.EnsureTopics, or start the server with kafka.WithEnsureTopics", strings.Join(missing, ", "))
