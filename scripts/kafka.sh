@@ -214,7 +214,9 @@ run() {
 		exit 125
 	fi
 	local running
-	running=$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$data/server.log" | head -n 1)
+	# sed quits at the first match itself: a pipe into head could kill it
+	# with SIGPIPE, which pipefail turns into a failure of the script.
+	running=$(sed -n '/Kafka version: /{s/.*Kafka version: \([^ ]*\).*/\1/p;q;}' "$data/server.log" || true)
 	[[ -n $running ]] || running="$version (from the jars; the broker log named no version)"
 	say "Apache Kafka $running (KRaft, broker+controller) ready at $addr in $(since "$t0") s (jars $cached; prepared ${t_prep} s, formatted ${t_format} s)"
 
