@@ -20,38 +20,9 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
-	"net"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/purista-go/purista/examples/system"
 )
 
-func main() {
-	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
-	var cfg system.Config
-	cfg.RegisterFlags(fs, true)
-	_ = fs.Parse(os.Args[1:])
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway:", err)
-		os.Exit(2)
-	}
-	logger := cfg.Logger(os.Stderr, system.Gateway)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		logger.Error("gateway cannot listen", "addr", cfg.HTTPAddr, "error", err)
-		os.Exit(1)
-	}
-	if err := system.ServeGateway(ctx, ln, cfg.Kafka(), system.GatewayConfig{Token: cfg.Token}, logger); err != nil {
-		logger.Error("gateway failed", "error", err)
-		os.Exit(1)
-	}
-	logger.Info("gateway stopped")
-}
+func main() { os.Exit(system.Main(system.Gateway, os.Args[1:])) }

@@ -15,32 +15,9 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/purista-go/purista/examples/system"
 )
 
-func main() {
-	fs := flag.NewFlagSet("orders", flag.ExitOnError)
-	var cfg system.Config
-	cfg.RegisterFlags(fs, false)
-	_ = fs.Parse(os.Args[1:])
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "orders:", err)
-		os.Exit(2)
-	}
-	logger := cfg.Logger(os.Stderr, system.Orders)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := system.ServeService(ctx, system.Orders, cfg.Kafka(), logger); err != nil {
-		logger.Error("orders service failed", "error", err)
-		os.Exit(1)
-	}
-	logger.Info("orders service stopped")
-}
+func main() { os.Exit(system.Main(system.Orders, os.Args[1:])) }

@@ -14,32 +14,9 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/purista-go/purista/examples/system"
 )
 
-func main() {
-	fs := flag.NewFlagSet("users", flag.ExitOnError)
-	var cfg system.Config
-	cfg.RegisterFlags(fs, false)
-	_ = fs.Parse(os.Args[1:])
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "users:", err)
-		os.Exit(2)
-	}
-	logger := cfg.Logger(os.Stderr, system.Users)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := system.ServeService(ctx, system.Users, cfg.Kafka(), logger); err != nil {
-		logger.Error("users service failed", "error", err)
-		os.Exit(1)
-	}
-	logger.Info("users service stopped")
-}
+func main() { os.Exit(system.Main(system.Users, os.Args[1:])) }
