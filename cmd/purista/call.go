@@ -127,10 +127,7 @@ func callOnce(cmd *cobra.Command, c *typeSet, md protoreflect.MethodDescriptor, 
 		}
 	}
 	stderr := cmd.ErrOrStderr()
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx := cmdContext(cmd)
 	brokers, err := kf.reach(ctx)
 	if err != nil {
 		return err

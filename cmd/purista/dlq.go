@@ -31,7 +31,7 @@ failed them (and to no other service), once the cause is fixed.`,
 		Short: "List the dead letters of a service (e.g. shop.v1.BillingService)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			letters, err := listDeadLetters(cmd.Context(), &kf, args[0])
+			letters, err := listDeadLetters(cmdContext(cmd), &kf, args[0])
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ event that fails again becomes a new dead letter.`,
 			if all == (len(ids) > 0) {
 				return usageError{errors.New("name the dead letters to re-drive by ID, or pass --all")}
 			}
-			letters, err := listDeadLetters(cmd.Context(), &rkf, service)
+			letters, err := listDeadLetters(cmdContext(cmd), &rkf, service)
 			if err != nil {
 				return err
 			}
@@ -94,7 +94,7 @@ event that fails again becomes a new dead letter.`,
 					chosen = append(chosen, l)
 				}
 			}
-			ctx, cancel := context.WithTimeout(ctxOf(cmd), rkf.timeout+30*time.Second)
+			ctx, cancel := context.WithTimeout(cmdContext(cmd), rkf.timeout+30*time.Second)
 			defer cancel()
 			n, err := kafka.Redrive(ctx, rkf.list(), chosen, append(rkf.options(), kafka.WithLogger(discardLogger()))...)
 			for _, l := range chosen[:n] {
@@ -111,13 +111,6 @@ event that fails again becomes a new dead letter.`,
 	redrive.Flags().BoolVar(&all, "all", false, "re-drive every dead letter of the service")
 	cmd.AddCommand(list, redrive)
 	return cmd
-}
-
-func ctxOf(cmd *cobra.Command) context.Context {
-	if ctx := cmd.Context(); ctx != nil {
-		return ctx
-	}
-	return context.Background()
 }
 
 func listDeadLetters(ctx context.Context, kf *kafkaFlags, service string) ([]kafka.DeadLetter, error) {

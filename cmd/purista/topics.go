@@ -37,10 +37,7 @@ deploying, as the brokers never create them on their own.`,
 			if partitions < 1 {
 				return usageError{fmt.Errorf("--partitions %d: must be at least 1", partitions)}
 			}
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
+			ctx := cmdContext(cmd)
 			brokers, err := kf.reach(ctx)
 			if err != nil {
 				return err
@@ -100,10 +97,7 @@ and every minute, and deletes the topic when it closes; a topic that stayed
 silent belongs to a process that died. --dry-run lists them without deleting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
+			ctx := cmdContext(cmd)
 			brokers, err := kf.reach(ctx)
 			if err != nil {
 				return err

@@ -218,13 +218,9 @@ func (cl *Client) NewStream(ctx context.Context, desc *grpc.StreamDesc, method s
 }
 
 func (cl *Client) roundTrip(ctx context.Context, method string, args, reply any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {
-	req, ok := args.(proto.Message)
-	if !ok {
-		return status.Errorf(codes.Internal, "call %s: request %T is not a protobuf message", method, args)
-	}
-	out, ok := reply.(proto.Message)
-	if !ok {
-		return status.Errorf(codes.Internal, "call %s: reply %T is not a protobuf message", method, reply)
+	req, out, err := dispatch.Messages(method, args, reply)
+	if err != nil {
+		return err
 	}
 	body, err := proto.Marshal(req)
 	if err != nil {
