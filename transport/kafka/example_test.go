@@ -31,8 +31,10 @@ func Example() {
 	go func() { _ = srv.Serve(ctx) }()
 	defer srv.GracefulStop()
 
-	// The client: the generated client over a Kafka connection.
-	conn, err := kafka.Dial(ctx, broker.Addrs(), kafka.WithLogger(quiet))
+	// The client: the generated client over a Kafka connection. It ensures the
+	// request topics too, so the call need not wait for Serve to create them:
+	// the request waits in the topic until the server takes it.
+	conn, err := kafka.Dial(ctx, broker.Addrs(), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet))
 	if err != nil {
 		log.Fatal(err)
 	}
