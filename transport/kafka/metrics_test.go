@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -31,25 +32,39 @@ func TestCollector(t *testing.T) {
 	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(kafka.NewCollector(map[string]*kafka.Server{"echo": srv.(*server).Server}, map[string]*kafka.ClientConn{"gw": conn}))
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			got[f.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
-		}
-	}
-	for name, want := range map[string]float64{
+	want := map[string]float64{
 		"purista_kafka_client_calls_total/gw":               3,
 		"purista_kafka_server_requests_answered_total/echo": 3,
 		"purista_kafka_server_requests_expired_total/echo":  0,
 		"purista_kafka_client_records_produced_total/gw":    4, // 3 requests and the keepalive
 		"purista_kafka_server_records_produced_total/echo":  3,
-	} {
-		if got[name] != want {
-			t.Errorf("%s = %v, want %v", name, got[name], want)
+	}
+	// The server counts a reply once the broker acknowledged it, which can
+	// be a moment after the client has read it: wait, bounded, for the
+	// counters to settle.
+	var wrong []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
 		}
+		got := map[string]float64{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				got[f.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+		wrong = wrong[:0]
+		for name, w := range want {
+			if got[name] != w {
+				wrong = append(wrong, fmt.Sprintf("%s = %v, want %v", name, got[name], w))
+			}
+		}
+		if len(wrong) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, w := range wrong {
+		t.Error(w)
 	}
 }
