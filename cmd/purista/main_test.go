@@ -470,7 +470,7 @@ func TestTopicsGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, stderr, code := cli(t, "topics", "gc", "--brokers", addr, "--dry-run")
-	if code != 0 || !strings.Contains(out, "would delete "+dead) || !strings.Contains(out, "1 reply topics would delete") {
+	if code != 0 || !strings.Contains(out, "would delete "+dead) || !strings.Contains(out, "would delete 1 idle topic\n") {
 		t.Fatalf("dry run: exit %d\n%s%s", code, out, stderr)
 	}
 	out, stderr, code = cli(t, "topics", "gc", "--brokers", addr)

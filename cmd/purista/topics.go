@@ -90,11 +90,13 @@ func newTopicsGCCmd() *cobra.Command {
 	)
 	gc := &cobra.Command{
 		Use:   "gc",
-		Short: "Delete the reply topics of clients that are gone",
-		Long: `gc deletes reply topics (purista.reply.<client id>) that have had no record
-for --idle. A live client writes a keepalive to its reply topic when it starts
-and every minute, and deletes the topic when it closes; a topic that stayed
-silent belongs to a process that died. --dry-run lists them without deleting.`,
+		Short: "Delete the reply and stream control topics of instances that are gone",
+		Long: `gc deletes the per-instance topics that have had no record for --idle: the
+reply topics of clients (purista.reply.<client id>) and the stream control
+topics of servers with streaming methods (purista.stream.<client id>). A live
+instance writes a keepalive to its topic when it starts and every minute, and
+deletes the topic when it stops; a topic that stayed silent belongs to a
+process that died. --dry-run lists them without deleting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmdContext(cmd)
@@ -104,7 +106,7 @@ silent belongs to a process that died. --dry-run lists them without deleting.`,
 			}
 			ctx, cancel := context.WithTimeout(ctx, kf.timeout+30*time.Second)
 			defer cancel()
-			topics, err := kafka.CollectReplyTopics(ctx, brokers, idle, dryRun, kf.options()...)
+			topics, err := kafka.CollectIdleTopics(ctx, brokers, idle, dryRun, kf.options()...)
 			out := cmd.OutOrStdout()
 			verb := "deleted"
 			if dryRun {
@@ -116,12 +118,16 @@ silent belongs to a process that died. --dry-run lists them without deleting.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "%d reply topics %s\n", len(topics), verb)
+			noun := "topics"
+			if len(topics) == 1 {
+				noun = "topic"
+			}
+			fmt.Fprintf(out, "%s %d idle %s\n", verb, len(topics), noun)
 			return nil
 		},
 	}
 	kf.add(gc.Flags())
-	gc.Flags().DurationVar(&idle, "idle", 10*time.Minute, "delete reply topics without a record for this long (at least 5m)")
+	gc.Flags().DurationVar(&idle, "idle", 10*time.Minute, "delete per-instance topics without a record for this long (at least 5m)")
 	gc.Flags().BoolVar(&dryRun, "dry-run", false, "list the topics, delete nothing")
 	return gc
 }

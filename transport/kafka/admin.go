@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -204,14 +205,61 @@ func missingTopics(ctx context.Context, b *base, specs []TopicSpec) ([]string, e
 	return missing, nil
 }
 
-// CollectReplyTopics deletes the reply topics of clients that are gone: a
-// live client writes a keepalive record to its reply topic when it starts
-// and every minute, so a reply topic without a record newer than idle (at
-// least 5 minutes) belongs to a process that died without closing. It
-// returns the topics it deleted, or with dryRun the ones it would delete.
-func CollectReplyTopics(ctx context.Context, brokers []string, idle time.Duration, dryRun bool, opts ...Option) ([]string, error) {
+// instanceKeepalive is how often a live client writes a keepalive record to
+// its reply topic, and a streaming server to its control topic.
+const instanceKeepalive = time.Minute
+
+// writeKeepalive writes the keepalive record of instance id to topic.
+func writeKeepalive(ctx context.Context, p *producer, topic, id string) error {
+	return p.send(ctx, topic, 0, kafka.Message{Headers: []kafka.Header{
+		{Key: hdrVersion, Value: []byte(protocolVersion)},
+		{Key: hdrKeepalive, Value: []byte(id)},
+	}})
+}
+
+// keepaliveLoop writes a keepalive record to topic every instanceKeepalive
+// until stop is closed.
+func keepaliveLoop(stop <-chan struct{}, p *producer, topic, id string, logger *slog.Logger) {
+	t := time.NewTicker(instanceKeepalive)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			go func() { // a stop does not wait for a slow write
+				select {
+				case <-stop:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			err := writeKeepalive(ctx, p, topic, id)
+			cancel()
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err != nil {
+				logger.Warn("kafka: keepalive not written; `purista topics gc` may take this instance for gone", "topic", topic, "error", err)
+			}
+		}
+	}
+}
+
+// CollectIdleTopics deletes the per-instance topics of processes that are
+// gone: the reply topics of clients (purista.reply.<client id>) and the
+// stream control topics of servers (purista.stream.<client id>). A live
+// instance writes a keepalive record to its topic when it starts and every
+// minute, and deletes the topic when it stops, so such a topic without a
+// record newer than idle (at least 5 minutes) belongs to a process that
+// died. It returns the topics it deleted, or with dryRun the ones it would
+// delete.
+func CollectIdleTopics(ctx context.Context, brokers []string, idle time.Duration, dryRun bool, opts ...Option) ([]string, error) {
 	if idle < 5*time.Minute {
-		return nil, fmt.Errorf("kafka: idle time %v is too short: live clients write a keepalive every minute; use 5 minutes or more", idle)
+		return nil, fmt.Errorf("kafka: idle time %v is too short: live instances write a keepalive every minute; use 5 minutes or more", idle)
 	}
 	b, err := adminBase(ctx, brokers, opts)
 	if err != nil {
@@ -227,11 +275,11 @@ func CollectReplyTopics(ctx context.Context, brokers []string, idle time.Duratio
 	if err != nil {
 		return nil, fmt.Errorf("kafka: list topics: %w", err)
 	}
-	prefix := b.cfg.topicPrefix + "purista.reply."
+	prefixes := []string{b.cfg.topicPrefix + "purista.reply.", b.cfg.topicPrefix + "purista.stream."}
 	since := time.Now().Add(-idle)
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, p := range parts {
-		if strings.HasPrefix(p.Topic, prefix) && p.ID == 0 {
+		if p.ID == 0 && (strings.HasPrefix(p.Topic, prefixes[0]) || strings.HasPrefix(p.Topic, prefixes[1])) {
 			req.Topics[p.Topic] = []kafka.OffsetRequest{kafka.TimeOffsetOf(0, since)}
 		}
 	}
@@ -240,13 +288,13 @@ func CollectReplyTopics(ctx context.Context, brokers []string, idle time.Duratio
 	}
 	resp, err := b.kc.ListOffsets(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: read reply topic offsets: %w", err)
+		return nil, fmt.Errorf("kafka: read instance topic offsets: %w", err)
 	}
 	var idleTopics []string
 	for topic, offsets := range resp.Topics {
 		for _, po := range offsets {
 			// No record at or after since: nothing was written while a
-			// live client would have written keepalives.
+			// live instance would have written keepalives.
 			// Brokers answer offset -1 when there is none.
 			if po.Partition != 0 || po.Error != nil {
 				continue
@@ -266,7 +314,7 @@ func CollectReplyTopics(ctx context.Context, brokers []string, idle time.Duratio
 	}
 	dresp, err := b.kc.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: idleTopics})
 	if err != nil {
-		return nil, fmt.Errorf("kafka: delete reply topics: %w", err)
+		return nil, fmt.Errorf("kafka: delete idle topics: %w", err)
 	}
 	var deleted, failed []string
 	for _, t := range idleTopics {
@@ -277,7 +325,7 @@ func CollectReplyTopics(ctx context.Context, brokers []string, idle time.Duratio
 		}
 	}
 	if len(failed) > 0 {
-		return deleted, fmt.Errorf("kafka: reply topics not deleted: %s", strings.Join(failed, "; "))
+		return deleted, fmt.Errorf("kafka: idle topics not deleted: %s: check that this principal may delete topics, then run again", strings.Join(failed, "; "))
 	}
 	return deleted, nil
 }

@@ -25,7 +25,6 @@ type clientConfig struct {
 	commonConfig
 	interceptors   []grpc.UnaryClientInterceptor
 	replyRetention time.Duration
-	keepalive      time.Duration
 }
 
 // ClientConn sends calls as request records and receives their replies on
@@ -70,7 +69,7 @@ var _ grpc.ClientConnInterface = (*ClientConn)(nil)
 // starts reading it. When Dial returns, replies to any call made through the
 // ClientConn will be received.
 func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientConn, error) {
-	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour, keepalive: time.Minute}
+	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour}
 	for _, o := range opts {
 		o.applyClient(&cfg)
 	}
@@ -131,39 +130,17 @@ func (c *ClientConn) start(ctx context.Context) error {
 		return fmt.Errorf("kafka: position reply reader: %w", err)
 	}
 	// A keepalive record now and every minute marks the reply topic as in
-	// use, so CollectReplyTopics never removes a live client's topic.
-	if err := c.keepaliveOnce(ctx); err != nil {
+	// use, so CollectIdleTopics never removes a live client's topic.
+	if err := writeKeepalive(ctx, c.prod, c.replyTopic, c.cfg.clientID); err != nil {
 		return fmt.Errorf("kafka: write to reply topic %s: %w", c.replyTopic, err)
 	}
 	c.loop.Add(2)
 	go c.readReplies()
-	go c.keepaliveLoop()
+	go func() {
+		defer c.loop.Done()
+		keepaliveLoop(c.done, c.prod, c.replyTopic, c.cfg.clientID, c.cfg.logger)
+	}()
 	return nil
-}
-
-func (c *ClientConn) keepaliveOnce(ctx context.Context) error {
-	return c.prod.send(ctx, c.replyTopic, 0, kafka.Message{Headers: []kafka.Header{
-		{Key: hdrVersion, Value: []byte(protocolVersion)},
-		{Key: hdrKeepalive, Value: []byte(c.cfg.clientID)},
-	}})
-}
-
-func (c *ClientConn) keepaliveLoop() {
-	defer c.loop.Done()
-	t := time.NewTicker(c.cfg.keepalive)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := c.keepaliveOnce(ctx); err != nil {
-				c.cfg.logger.Warn("kafka: reply topic keepalive not written", "topic", c.replyTopic, "error", err)
-			}
-			cancel()
-		}
-	}
 }
 
 func (c *ClientConn) endOffset(ctx context.Context) (int64, error) {

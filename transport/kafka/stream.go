@@ -76,6 +76,11 @@ func (s *Server) startStreams(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A keepalive record now and every minute marks the topic as in use, so
+	// CollectIdleTopics removes it only once this instance is gone.
+	if err := writeKeepalive(ctx, s.prod, topic, s.cfg.clientID); err != nil {
+		return fmt.Errorf("kafka: write to stream control topic %s: %w", topic, err)
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: s.brokers, Topic: topic, Partition: 0, Dialer: s.dialer,
 		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond,
@@ -95,8 +100,12 @@ func (s *Server) startStreams(ctx context.Context) error {
 	ss.active = map[string]*activeStream{}
 	var rctx context.Context
 	rctx, ss.cancel = context.WithCancel(context.Background())
-	ss.loop.Add(1)
+	ss.loop.Add(2)
 	go s.readControl(rctx, r)
+	go func() {
+		defer ss.loop.Done()
+		keepaliveLoop(rctx.Done(), s.prod, topic, s.cfg.clientID, s.cfg.logger)
+	}()
 	return nil
 }
 
