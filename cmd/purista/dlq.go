@@ -25,15 +25,21 @@ shows them; "dlq redrive" sends chosen ones back to the subscriber that
 failed them (and to no other service), once the cause is fixed.`,
 	}
 	var kf kafkaFlags
-	var asJSON bool
+	var asJSON, listAll bool
 	list := &cobra.Command{
 		Use:   "list <service>",
-		Short: "List the dead letters of a service (e.g. shop.v1.BillingService)",
-		Args:  cobra.ExactArgs(1),
+		Short: "List the pending dead letters of a service (e.g. shop.v1.BillingService)",
+		Long: `list prints the dead letters of a service that wait for a re-drive; with --all
+also those re-driven already, with the time of their re-drive.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			letters, err := listDeadLetters(cmdContext(cmd), &kf, args[0])
 			if err != nil {
 				return err
+			}
+			hidden := 0
+			if !listAll {
+				letters, hidden = pendingOnly(letters)
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -46,18 +52,35 @@ failed them (and to no other service), once the cause is fixed.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tEVENT\tEVENT ID\tSUBSCRIBER\tATTEMPTS\tSTATUS\tDEAD-LETTERED")
+			head := "ID\tEVENT\tEVENT ID\tSUBSCRIBER\tATTEMPTS\tSTATUS\tDEAD-LETTERED"
+			if listAll {
+				head += "\tRE-DRIVEN"
+			}
+			fmt.Fprintln(tw, head)
 			for _, l := range letters {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s: %s\t%s\n", l.ID(), l.Event, l.EventID, l.Subscriber, l.Attempts,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s: %s\t%s", l.ID(), l.Event, l.EventID, l.Subscriber, l.Attempts,
 					l.Status.Code(), oneLine(l.Status.Message()), l.At.Format(time.RFC3339))
+				if listAll {
+					redriven := "-"
+					if !l.RedrivenAt.IsZero() {
+						redriven = l.RedrivenAt.Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "\t%s", redriven)
+				}
+				fmt.Fprintln(tw)
 			}
 			_ = tw.Flush()
-			fmt.Fprintf(out, "%d dead letters\n", len(letters))
+			if hidden > 0 {
+				fmt.Fprintf(out, "%d pending dead letters (%d re-driven not shown: --all shows them)\n", len(letters), hidden)
+			} else {
+				fmt.Fprintf(out, "%d dead letters\n", len(letters))
+			}
 			return nil
 		},
 	}
 	kf.add(list.Flags())
 	list.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per dead letter")
+	list.Flags().BoolVar(&listAll, "all", false, "also list the dead letters re-driven already")
 
 	var rkf kafkaFlags
 	var all bool
@@ -67,8 +90,9 @@ failed them (and to no other service), once the cause is fixed.`,
 		Long: `redrive writes the chosen dead letters (IDs as "dlq list" prints them, or
 --all) back to their original topic and partition. Only the subscriber that
 failed an event handles it again, with fresh attempts; other subscribing
-services skip it. The dead letters stay in the topic (it is a log): an
-event that fails again becomes a new dead letter.`,
+services skip it. The dead letters stay in the topic (it is a log), marked
+re-driven: they are not re-driven twice. An event that fails again becomes
+a new dead letter.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			service, ids := args[0], args[1:]
@@ -79,7 +103,7 @@ event that fails again becomes a new dead letter.`,
 			if err != nil {
 				return err
 			}
-			chosen := letters
+			chosen, _ := pendingOnly(letters)
 			if !all {
 				byID := map[string]kafka.DeadLetter{}
 				for _, l := range letters {
@@ -91,19 +115,29 @@ event that fails again becomes a new dead letter.`,
 					if !ok {
 						return usageError{fmt.Errorf("no dead letter %s in the dead-letter topic of %s (see purista dlq list %s)", id, service, service)}
 					}
+					if !l.RedrivenAt.IsZero() {
+						return fmt.Errorf("dead letter %s was re-driven already, at %s: if it failed again it is a new dead letter (see purista dlq list %s)", id, l.RedrivenAt.Format(time.RFC3339), service)
+					}
 					chosen = append(chosen, l)
 				}
 			}
 			ctx, cancel := context.WithTimeout(cmdContext(cmd), rkf.timeout+30*time.Second)
 			defer cancel()
 			n, err := kafka.Redrive(ctx, rkf.list(), chosen, append(rkf.options(), kafka.WithLogger(discardLogger()))...)
-			for _, l := range chosen[:n] {
-				fmt.Fprintf(cmd.OutOrStdout(), "re-drove %s (event %s %s) to %s for %s\n", l.ID(), l.Event, l.EventID, l.OriginalTopic, l.Subscriber)
+			out := cmd.OutOrStdout()
+			if n == len(chosen) {
+				for _, l := range chosen {
+					fmt.Fprintf(out, "re-drove %s (event %s %s) to %s for %s\n", l.ID(), l.Event, l.EventID, l.OriginalTopic, l.Subscriber)
+				}
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d dead letters re-driven\n", n)
+			if n < len(chosen) {
+				fmt.Fprintf(out, "%d of %d dead letters re-driven: the others were re-driven meanwhile by someone else (see purista dlq list --all %s)\n", n, len(chosen), service)
+				return nil
+			}
+			fmt.Fprintf(out, "%d dead letters re-driven\n", n)
 			return nil
 		},
 	}
@@ -126,6 +160,17 @@ func listDeadLetters(ctx context.Context, kf *kafkaFlags, service string) ([]kaf
 	return kafka.ListDeadLetters(ctx, brokers, service, append(kf.options(), kafka.WithLogger(discardLogger()))...)
 }
 
+// pendingOnly returns the letters not re-driven yet, and how many it left out.
+func pendingOnly(letters []kafka.DeadLetter) ([]kafka.DeadLetter, int) {
+	var pending []kafka.DeadLetter
+	for _, l := range letters {
+		if l.RedrivenAt.IsZero() {
+			pending = append(pending, l)
+		}
+	}
+	return pending, len(letters) - len(pending)
+}
+
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > 80 {
@@ -135,26 +180,31 @@ func oneLine(s string) string {
 }
 
 type deadLetterOut struct {
-	ID                string    `json:"id"`
-	Event             string    `json:"event"`
-	EventID           string    `json:"event_id"`
-	Subscriber        string    `json:"subscriber"`
-	Group             string    `json:"group"`
-	Attempts          int       `json:"attempts"`
-	Code              string    `json:"code"`
-	Message           string    `json:"message"`
-	OriginalTopic     string    `json:"original_topic"`
-	OriginalPartition int       `json:"original_partition"`
-	OriginalOffset    int64     `json:"original_offset"`
-	At                time.Time `json:"at"`
-	Key               string    `json:"key,omitempty"`
-	Value             []byte    `json:"value"`
+	ID                string     `json:"id"`
+	Event             string     `json:"event"`
+	EventID           string     `json:"event_id"`
+	Subscriber        string     `json:"subscriber"`
+	Group             string     `json:"group"`
+	Attempts          int        `json:"attempts"`
+	Code              string     `json:"code"`
+	Message           string     `json:"message"`
+	OriginalTopic     string     `json:"original_topic"`
+	OriginalPartition int        `json:"original_partition"`
+	OriginalOffset    int64      `json:"original_offset"`
+	At                time.Time  `json:"at"`
+	RedrivenAt        *time.Time `json:"redriven_at,omitempty"`
+	Key               string     `json:"key,omitempty"`
+	Value             []byte     `json:"value"`
 }
 
 func deadLetterJSON(l kafka.DeadLetter) deadLetterOut {
-	return deadLetterOut{
+	o := deadLetterOut{
 		ID: l.ID(), Event: l.Event, EventID: l.EventID, Subscriber: l.Subscriber, Group: l.Group, Attempts: l.Attempts,
 		Code: l.Status.Code().String(), Message: l.Status.Message(), OriginalTopic: l.OriginalTopic,
 		OriginalPartition: l.OriginalPartition, OriginalOffset: l.OriginalOffset, At: l.At, Key: string(l.Key), Value: l.Value,
 	}
+	if !l.RedrivenAt.IsZero() {
+		o.RedrivenAt = &l.RedrivenAt
+	}
+	return o
 }

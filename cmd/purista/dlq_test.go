@@ -115,4 +115,28 @@ func TestDLQ(t *testing.T) {
 		got["purista-redrive-for"] != subscriber || got["purista-redrive-of"] != letter.ID || got["purista-dead-letter-reason"] != "" {
 		t.Errorf("re-driven record: key %q, headers %v", m.Key, got)
 	}
+
+	// Re-driven, it is no longer pending: listed only with --all, and not
+	// re-driven a second time.
+	out, stderr, code = cli(t, "dlq", "list", dlqService, "--brokers", addr)
+	if code != 0 || strings.Contains(out, dlqTopic+"/1/0") || !strings.Contains(out, "0 pending dead letters (1 re-driven not shown") {
+		t.Errorf("dlq list after the re-drive: exit %d:\n%s%s", code, out, stderr)
+	}
+	out, stderr, code = cli(t, "dlq", "list", dlqService, "--all", "--brokers", addr)
+	if code != 0 || !strings.Contains(out, "RE-DRIVEN") || !strings.Contains(out, dlqTopic+"/1/0") || !strings.Contains(out, "1 dead letters") {
+		t.Errorf("dlq list --all after the re-drive: exit %d:\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := cli(t, "dlq", "redrive", dlqService, letter.ID, "--brokers", addr); code != 1 || !strings.Contains(stderr, "was re-driven already") {
+		t.Errorf("second dlq redrive of %s: exit %d, %s", letter.ID, code, stderr)
+	}
+	out, stderr, code = cli(t, "dlq", "redrive", dlqService, "--all", "--brokers", addr)
+	if code != 0 || !strings.Contains(out, "0 dead letters re-driven") {
+		t.Errorf("dlq redrive --all after the re-drive: exit %d: %s%s", code, out, stderr)
+	}
+	// Still exactly one copy of the event went back.
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
+	defer rcancel()
+	if m, err := r.ReadMessage(rctx); err == nil {
+		t.Errorf("a second copy of the event was re-driven: %v", m.Headers)
+	}
 }

@@ -33,14 +33,16 @@ func (e eventEnv) DeadLetters(_ testing.TB, service string) []events.DeadLetter 
 	return out
 }
 
-func (e eventEnv) Redrive(t testing.TB, _ string, letters []events.DeadLetter) {
+func (e eventEnv) Redrive(t testing.TB, _ string, letters []events.DeadLetter) int {
 	raw := make([]inproc.DeadLetter, len(letters))
 	for i, l := range letters {
 		raw[i] = l.Raw.(inproc.DeadLetter)
 	}
-	if n, err := e.ch.Redrive(raw...); err != nil || n != len(raw) {
-		t.Fatalf("Redrive = %d, %v; want %d", n, err, len(raw))
+	n, err := e.ch.Redrive(raw...)
+	if err != nil {
+		t.Fatalf("Redrive = %d, %v", n, err)
 	}
+	return n
 }
 
 func TestEvents(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,10 @@ type DeadLetter struct {
 	Status *status.Status
 	// At is when the event was dead-lettered.
 	At time.Time
+	// RedrivenAt is when the dead letter was re-driven, zero while it is
+	// pending. The dead-letter topic is a log: Redrive marks a letter with
+	// a marker record after it instead of removing it.
+	RedrivenAt time.Time
 	// Key, Value and Headers are the record as stored: the event's key and
 	// value, its headers and the dead-letter headers.
 	Key     []byte
@@ -51,14 +56,20 @@ func (d DeadLetter) ID() string { return fmt.Sprintf("%s/%d/%d", d.Topic, d.Part
 
 // ListDeadLetters reads the dead-letter topic of a subscribing service
 // (after the topic prefix of opts) from its oldest retained record to its
-// end, and returns the dead letters in partition and offset order.
+// end, and returns the dead letters in partition and offset order: the
+// pending ones and, with RedrivenAt set, those re-driven already.
 func ListDeadLetters(ctx context.Context, brokers []string, service string, opts ...Option) ([]DeadLetter, error) {
 	b, err := adminBase(ctx, brokers, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer b.close()
-	topic := b.deadLetterTopic(service)
+	return listDeadLetters(ctx, b, b.deadLetterTopic(service), service)
+}
+
+// listDeadLetters reads a dead-letter topic whole and applies its re-drive
+// markers to the letters they name.
+func listDeadLetters(ctx context.Context, b *base, topic, service string) ([]DeadLetter, error) {
 	parts, err := b.prod.partitions(ctx, topic, true)
 	if err != nil {
 		var missing errTopicMissing
@@ -76,6 +87,7 @@ func ListDeadLetters(ctx context.Context, brokers []string, service string, opts
 		return nil, fmt.Errorf("kafka: list offsets of %s: %w", topic, err)
 	}
 	var out []DeadLetter
+	redriven := map[string]time.Time{}
 	for _, po := range offs.Topics[topic] {
 		if po.Error != nil {
 			return nil, fmt.Errorf("kafka: list offsets of %s partition %d: %w", topic, po.Partition, po.Error)
@@ -83,17 +95,27 @@ func ListDeadLetters(ctx context.Context, brokers []string, service string, opts
 		if po.LastOffset <= po.FirstOffset {
 			continue
 		}
-		letters, err := readPartition(ctx, b, topic, po.Partition, po.FirstOffset, po.LastOffset)
+		letters, err := readPartition(ctx, b, topic, po.Partition, po.FirstOffset, po.LastOffset, redriven)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, letters...)
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Partition != out[j].Partition {
+			return out[i].Partition < out[j].Partition
+		}
+		return out[i].Offset < out[j].Offset
+	})
+	for i := range out {
+		out[i].RedrivenAt = redriven[out[i].ID()]
+	}
 	return out, nil
 }
 
-// readPartition reads the records of [first, end) of one partition.
-func readPartition(ctx context.Context, b *base, topic string, partition int, first, end int64) ([]DeadLetter, error) {
+// readPartition reads the records of [first, end) of one partition: the
+// dead letters it returns, and the re-drive markers it adds to redriven.
+func readPartition(ctx context.Context, b *base, topic string, partition int, first, end int64, redriven map[string]time.Time) ([]DeadLetter, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   b.brokers,
 		Topic:     topic,
@@ -113,7 +135,11 @@ func readPartition(ctx context.Context, b *base, topic string, partition int, fi
 		if err != nil {
 			return nil, fmt.Errorf("kafka: read %s partition %d: %w", topic, partition, err)
 		}
-		out = append(out, decodeDeadLetter(m))
+		if id, ok := headerValue(m.Headers, hdrRedriven); ok {
+			redriven[id] = m.Time
+		} else {
+			out = append(out, decodeDeadLetter(m))
+		}
 		if m.Offset >= end-1 {
 			return out, nil
 		}
@@ -170,49 +196,88 @@ func decodeDeadLetter(m kafka.Message) DeadLetter {
 // Redrive writes each dead letter back to the partition of the topic it
 // came from, with its key, value and event headers, addressed to the
 // subscriber that failed it: only that subscriber handles it again, with
-// fresh attempts; other subscribing services skip it. The dead letters stay
-// in their topic. It returns how many were written.
+// fresh attempts; other subscribing services skip it. A marker record after
+// each re-driven letter in its dead-letter topic sets its RedrivenAt, and
+// letters re-driven already (by this call or an earlier one, as the topic
+// says when Redrive starts) are skipped, so that an event is not delivered
+// twice. It returns how many it re-drove.
 func Redrive(ctx context.Context, brokers []string, letters []DeadLetter, opts ...Option) (int, error) {
 	b, err := adminBase(ctx, brokers, opts)
 	if err != nil {
 		return 0, err
 	}
 	defer b.close()
-	for i, d := range letters {
+	done := map[string]bool{}
+	read := map[string]bool{}
+	n := 0
+	for _, d := range letters {
 		if d.Subscriber == "" || d.OriginalTopic == "" {
-			return i, fmt.Errorf("kafka: dead letter %s has no %s or %s header: it was not written by a purista subscription", d.ID(), hdrDeadLetterSubscriber, hdrDeadLetterTopic)
+			return n, fmt.Errorf("kafka: dead letter %s has no %s or %s header: it was not written by a purista subscription", d.ID(), hdrDeadLetterSubscriber, hdrDeadLetterTopic)
 		}
-		headers := make([]kafka.Header, 0, len(d.Headers))
-		for _, h := range d.Headers {
-			if strings.HasPrefix(h.Key, hdrDeadLetterPrefix) || h.Key == hdrRedriveFor || h.Key == hdrRedriveOf {
-				continue
+		if !read[d.Topic] {
+			// The topic's markers as they are now, not as the caller listed them.
+			read[d.Topic] = true
+			current, err := listDeadLetters(ctx, b, d.Topic, strings.TrimPrefix(d.Topic, b.deadLetterTopic("")))
+			if err != nil {
+				return n, err
 			}
-			headers = append(headers, h)
-		}
-		headers = append(headers,
-			kafka.Header{Key: hdrRedriveFor, Value: []byte(d.Subscriber)},
-			kafka.Header{Key: hdrRedriveOf, Value: []byte(d.ID())},
-		)
-		rec := kafka.Message{Key: d.Key, Value: d.Value, Headers: headers}
-		parts, err := b.prod.partitions(ctx, d.OriginalTopic, false)
-		if err != nil {
-			return i, fmt.Errorf("kafka: re-drive %s to %s: %w", d.ID(), d.OriginalTopic, err)
-		}
-		part := -1
-		for _, p := range parts {
-			if p == d.OriginalPartition {
-				part = p
+			for _, c := range current {
+				if !c.RedrivenAt.IsZero() {
+					done[c.ID()] = true
+				}
 			}
 		}
-		if part < 0 {
-			part, err = b.prod.pickPartition(ctx, d.OriginalTopic, d.Key)
+		if done[d.ID()] {
+			continue
 		}
-		if err == nil {
-			err = b.prod.send(ctx, d.OriginalTopic, part, rec)
+		if err := redriveOne(ctx, b, d); err != nil {
+			return n, err
 		}
-		if err != nil {
-			return i, fmt.Errorf("kafka: re-drive %s to %s: %w", d.ID(), d.OriginalTopic, err)
+		done[d.ID()] = true
+		n++
+		marker := kafka.Message{Headers: []kafka.Header{
+			{Key: hdrVersion, Value: []byte(protocolVersion)},
+			{Key: hdrRedriven, Value: []byte(d.ID())},
+		}}
+		if err := b.prod.send(ctx, d.Topic, d.Partition, marker); err != nil {
+			return n, fmt.Errorf("kafka: re-drove %s but could not mark it re-driven in %s, so it is still listed as pending: do not re-drive it again: %w", d.ID(), d.Topic, err)
 		}
 	}
-	return len(letters), nil
+	return n, nil
+}
+
+// redriveOne writes dead letter d back to its original topic.
+func redriveOne(ctx context.Context, b *base, d DeadLetter) error {
+	headers := make([]kafka.Header, 0, len(d.Headers)+2)
+	for _, h := range d.Headers {
+		if strings.HasPrefix(h.Key, hdrDeadLetterPrefix) || h.Key == hdrRedriveFor || h.Key == hdrRedriveOf {
+			continue
+		}
+		headers = append(headers, h)
+	}
+	headers = append(headers,
+		kafka.Header{Key: hdrRedriveFor, Value: []byte(d.Subscriber)},
+		kafka.Header{Key: hdrRedriveOf, Value: []byte(d.ID())},
+	)
+	rec := kafka.Message{Key: d.Key, Value: d.Value, Headers: headers}
+	parts, err := b.prod.partitions(ctx, d.OriginalTopic, false)
+	if err != nil {
+		return fmt.Errorf("kafka: re-drive %s to %s: %w", d.ID(), d.OriginalTopic, err)
+	}
+	part := -1
+	for _, p := range parts {
+		if p == d.OriginalPartition {
+			part = p
+		}
+	}
+	if part < 0 {
+		part, err = b.prod.pickPartition(ctx, d.OriginalTopic, d.Key)
+	}
+	if err == nil {
+		err = b.prod.send(ctx, d.OriginalTopic, part, rec)
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: re-drive %s to %s: %w", d.ID(), d.OriginalTopic, err)
+	}
+	return nil
 }

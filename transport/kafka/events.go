@@ -24,6 +24,9 @@ const (
 	hdrSourceMethod = "purista-source-method"
 	hdrRedriveFor   = "purista-redrive-for"
 	hdrRedriveOf    = "purista-redrive-of"
+	// hdrRedriven marks, in a dead-letter topic, the dead letter it names
+	// as re-driven.
+	hdrRedriven = "purista-redriven"
 
 	hdrDeadLetterPrefix     = "purista-dead-letter-"
 	hdrDeadLetterStatus     = "purista-dead-letter-status"

@@ -86,14 +86,16 @@ func (e eventEnv) DeadLetters(t testing.TB, service string) []events.DeadLetter 
 	if err != nil {
 		t.Fatalf("ListDeadLetters: %v", err)
 	}
-	out := make([]events.DeadLetter, len(letters))
-	for i, l := range letters {
-		out[i] = events.DeadLetter{Subscriber: l.Subscriber, EventID: l.EventID, Attempts: l.Attempts, Code: l.Status.Code(), Message: l.Status.Message(), Raw: l}
+	var out []events.DeadLetter
+	for _, l := range letters {
+		if l.RedrivenAt.IsZero() {
+			out = append(out, events.DeadLetter{Subscriber: l.Subscriber, EventID: l.EventID, Attempts: l.Attempts, Code: l.Status.Code(), Message: l.Status.Message(), Raw: l})
+		}
 	}
 	return out
 }
 
-func (e eventEnv) Redrive(t testing.TB, service string, letters []events.DeadLetter) {
+func (e eventEnv) Redrive(t testing.TB, service string, letters []events.DeadLetter) int {
 	t.Helper()
 	raw := make([]kafka.DeadLetter, len(letters))
 	for i, l := range letters {
@@ -101,9 +103,11 @@ func (e eventEnv) Redrive(t testing.TB, service string, letters []events.DeadLet
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if n, err := kafka.Redrive(ctx, e.brokers, raw, kafka.WithTopicPrefix(e.prefix), kafka.WithLogger(quiet)); err != nil || n != len(raw) {
-		t.Fatalf("Redrive = %d, %v; want %d", n, err, len(raw))
+	n, err := kafka.Redrive(ctx, e.brokers, raw, kafka.WithTopicPrefix(e.prefix), kafka.WithLogger(quiet))
+	if err != nil {
+		t.Fatalf("Redrive = %d, %v", n, err)
 	}
+	return n
 }
 
 func TestEvents(t *testing.T) {

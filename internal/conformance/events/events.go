@@ -58,10 +58,12 @@ type Env interface {
 	// event's subscription (for Kafka: its group is stable with members
 	// members owning partitions).
 	AwaitSubscribers(t testing.TB, service, event string, members int)
-	// DeadLetters returns the dead letters of a subscribing service.
+	// DeadLetters returns the pending (not yet re-driven) dead letters of
+	// a subscribing service.
 	DeadLetters(t testing.TB, service string) []DeadLetter
-	// Redrive re-drives dead letters of service.
-	Redrive(t testing.TB, service string, letters []DeadLetter)
+	// Redrive re-drives dead letters of service and returns how many it
+	// re-drove: letters re-driven before are skipped.
+	Redrive(t testing.TB, service string, letters []DeadLetter) int
 }
 
 // Run runs the event suite. newEnv is called once per test.
@@ -452,7 +454,16 @@ func testRetryDeadLetterRedrive(t *testing.T, env Env) {
 	healed.Lock()
 	healedFlag = true
 	healed.Unlock()
-	env.Redrive(t, billingService, letters)
+	if n := env.Redrive(t, billingService, letters); n != len(letters) {
+		t.Fatalf("re-drove %d of %d dead letters", n, len(letters))
+	}
+	if pending := env.DeadLetters(t, billingService); len(pending) != 0 {
+		t.Errorf("%d dead letters still pending after the re-drive, want none", len(pending))
+	}
+	// A second re-drive of the same letters delivers nothing again.
+	if n := env.Redrive(t, billingService, letters); n != 0 {
+		t.Errorf("second re-drive of the same letters re-drove %d, want 0", n)
+	}
 	succeeded := func(id string) int {
 		n := 0
 		for _, d := range bill.Succeeded() {
