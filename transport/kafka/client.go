@@ -280,9 +280,12 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 	}()
 	c.stats.calls.Add(1)
 
+	// The call waits for its reply and for a failed write at once: a
+	// successful write does not wake it.
+	var failed <-chan error
 	partition, err := c.prod.pickPartition(ctx, topic, key)
 	if err == nil {
-		err = c.prod.send(ctx, topic, partition, kafka.Message{
+		failed, err = c.prod.sendAsync(ctx, topic, partition, kafka.Message{
 			Key:     key,
 			Value:   body,
 			Headers: encodeRequestHeaders(id, method, c.replyTopic, deadline, idemKey, md),
@@ -295,6 +298,8 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 	select {
 	case m := <-ch:
 		return decodeReply(m, out, dispatch.ParseCallOptions(opts))
+	case err := <-failed:
+		return c.sendError(ctx, svc, topic, err)
 	case <-ctx.Done():
 		st := status.FromContextError(ctx.Err())
 		if st.Code() == codes.DeadlineExceeded {

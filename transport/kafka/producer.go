@@ -56,6 +56,9 @@ type topicMeta struct {
 type pendingRecord struct {
 	msg  kafka.Message
 	done chan error
+	// errOnly: done receives only a failure; success is not signalled, so
+	// a caller that waits for something else as well is not woken for it.
+	errOnly bool
 }
 
 var errProducerClosed = errors.New("producer is closed")
@@ -156,20 +159,39 @@ type stickyState struct {
 // acknowledgement or ctx.
 func (p *producer) send(ctx context.Context, topic string, partition int, msg kafka.Message) error {
 	pr := &pendingRecord{msg: msg, done: make(chan error, 1)}
+	if err := p.enqueue(ctx, topic, partition, pr); err != nil {
+		return err
+	}
+	select {
+	case err := <-pr.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.done:
+		return errProducerClosed
+	}
+}
+
+// sendAsync queues msg for the topic partition and returns at once. The
+// channel it returns receives an error if the write fails, and nothing
+// when it succeeds.
+func (p *producer) sendAsync(ctx context.Context, topic string, partition int, msg kafka.Message) (<-chan error, error) {
+	pr := &pendingRecord{msg: msg, done: make(chan error, 1), errOnly: true}
+	if err := p.enqueue(ctx, topic, partition, pr); err != nil {
+		return nil, err
+	}
+	return pr.done, nil
+}
+
+// enqueue hands pr to the writer of its topic partition.
+func (p *producer) enqueue(ctx context.Context, topic string, partition int, pr *pendingRecord) error {
 	q, err := p.queue(topic, partition)
 	if err != nil {
 		return err
 	}
 	select {
 	case q <- pr:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-p.done:
-		return errProducerClosed
-	}
-	select {
-	case err := <-pr.done:
-		return err
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-p.done:
@@ -276,7 +298,9 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 			err = errTopicMissing{tp.topic}
 		}
 		for _, b := range batch {
-			b.done <- err
+			if err != nil || !b.errOnly {
+				b.done <- err
+			}
 		}
 	}
 }
