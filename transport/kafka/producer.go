@@ -279,19 +279,33 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 			msgs = append(msgs, b.msg)
 		}
 		var err error
-		if conn == nil {
-			conn, err = p.dial(tp)
-		}
-		if err == nil {
-			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			_, err = conn.WriteMessages(msgs...)
-			p.requests.Add(1)
-			p.records.Add(int64(len(msgs)))
-			if err != nil {
-				// The leader may have moved or the connection broken:
-				// dial again for the next batch.
-				_ = conn.Close()
-				conn = nil
+	write:
+		for attempt := 1; ; attempt++ {
+			if conn == nil {
+				conn, err = p.dial(tp)
+			}
+			if err == nil {
+				_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+				_, err = conn.WriteMessages(msgs...)
+				p.requests.Add(1)
+				p.records.Add(int64(len(msgs)))
+				if err != nil {
+					// The leader may have moved or the connection broken:
+					// dial again.
+					_ = conn.Close()
+					conn = nil
+				}
+			}
+			if err == nil || !retriable(err) || attempt == writeAttempts {
+				break
+			}
+			// The broker did not take the batch (a leader just elected or
+			// moving): write it again to the leader metadata names now.
+			select {
+			case <-time.After(retryBackoff(attempt)):
+			case <-p.done:
+				err = errProducerClosed
+				break write
 			}
 		}
 		if errors.Is(err, kafka.UnknownTopicOrPartition) {
@@ -303,6 +317,24 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 			}
 		}
 	}
+}
+
+// writeAttempts bounds how often a batch is written when the broker
+// refuses it with a retriable error; with retryBackoff the attempts span
+// about two seconds, longer than a leader election.
+const writeAttempts = 8
+
+func retryBackoff(attempt int) time.Duration {
+	return min(20*time.Millisecond<<(attempt-1), 500*time.Millisecond)
+}
+
+// retriable reports whether err says the broker did not write the batch
+// and may accept it shortly: it is written again then, without risk of a
+// duplicate. A missing topic is not retried: a reply topic whose client is
+// gone fails at once.
+func retriable(err error) bool {
+	return errors.Is(err, kafka.NotLeaderForPartition) || errors.Is(err, kafka.LeaderNotAvailable) ||
+		errors.Is(err, kafka.NotEnoughReplicas) || errors.Is(err, kafka.BrokerNotAvailable)
 }
 
 func (p *producer) dial(tp topicPartition) (*kafka.Conn, error) {
