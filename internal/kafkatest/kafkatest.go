@@ -155,6 +155,21 @@ func CreateTopic(t testing.TB, brokers []string, name string, partitions int) {
 	}
 }
 
+// DeleteTopic deletes a topic, failing the test on error.
+func DeleteTopic(t testing.TB, brokers []string, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{name}})
+	if err == nil {
+		err = resp.Errors[name]
+	}
+	if err != nil {
+		t.Fatalf("kafkatest: delete topic %s: %v", name, err)
+	}
+}
+
 func createTopic(ctx context.Context, brokers []string, name string, partitions int) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

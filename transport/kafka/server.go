@@ -59,6 +59,7 @@ type Server struct {
 	stopped        chan struct{}
 
 	stats   serverStats
+	topics  []TopicSpec   // the request topics, once serving
 	subs    subscriptions // subscriptions.go
 	streams streamServer  // stream.go
 }
@@ -149,6 +150,22 @@ func (s *Server) RegisterService(sd *grpc.ServiceDesc, impl any) {
 	}
 }
 
+// Ready reports whether the server takes requests: Serve has started
+// reading the request topics and not stopped, a broker answers, and the
+// request topics still exist. It suits a readiness probe.
+func (s *Server) Ready(ctx context.Context) error {
+	s.mu.Lock()
+	state, topics := s.state, s.topics
+	s.mu.Unlock()
+	switch {
+	case state == 2:
+		return errors.New("kafka: server is stopping")
+	case topics == nil:
+		return errors.New("kafka: server is not serving yet: Serve has not started, or is still checking its topics")
+	}
+	return checkTopics(ctx, s.base, topics)
+}
+
 // Stats returns the server's counters.
 func (s *Server) Stats() ServerStats {
 	return ServerStats{
@@ -211,6 +228,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.fetchers.Add(1)
 		go s.fetchLoop(r)
 	}
+	s.topics = specs
 	s.mu.Unlock()
 	s.cfg.logger.Info("kafka: serving", "services", names, "brokers", s.brokers)
 
