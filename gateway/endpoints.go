@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/purista-go/purista/ops"
 )
 
 // ReadinessChecker reports whether a dependency of the gateway can serve
@@ -58,22 +60,13 @@ func (g *Gateway) serveOwn(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case PathHealth:
-		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+		ops.WriteJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
 	case PathReady:
-		problems := g.ready(r.Context())
-		if len(problems) > 0 {
-			b, _ := json.Marshal(struct {
-				Status string   `json:"status"`
-				Errors []string `json:"errors"`
-			}{"unavailable", problems})
-			writeJSON(w, http.StatusServiceUnavailable, b)
-			return
-		}
-		writeJSON(w, http.StatusOK, []byte(`{"status":"ready"}`))
+		ops.WriteReadiness(w, g.ready(r.Context()))
 	case PathMetrics:
 		g.metricsH.ServeHTTP(w, r)
 	case PathRoutes:
-		writeJSON(w, http.StatusOK, g.routesJSON)
+		ops.WriteJSON(w, http.StatusOK, g.routesJSON)
 	case PathOpenAPIv2, PathOpenAPIv3:
 		doc := g.openapiV2
 		if r.URL.Path == PathOpenAPIv3 {
@@ -83,15 +76,8 @@ func (g *Gateway) serveOwn(w http.ResponseWriter, r *http.Request) {
 			g.writeStatus(w, http.StatusNotFound, errorf(codes.NotFound, "no OpenAPI document configured: create the gateway with gateway.WithOpenAPI"))
 			return
 		}
-		writeJSON(w, http.StatusOK, doc)
+		ops.WriteJSON(w, http.StatusOK, doc)
 	}
-}
-
-func writeJSON(w http.ResponseWriter, code int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = w.Write(body)
 }
 
 // RouteInfo is one entry of /routes.

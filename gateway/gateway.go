@@ -35,14 +35,15 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/ops"
 )
 
 // Paths of the gateway's own endpoints. A contract route on one of them is
 // refused by New.
 const (
-	PathHealth    = "/healthz"
-	PathReady     = "/readyz"
-	PathMetrics   = "/metrics"
+	PathHealth    = ops.PathHealth
+	PathReady     = ops.PathReady
+	PathMetrics   = ops.PathMetrics
 	PathOpenAPIv2 = "/openapi.json"
 	PathOpenAPIv3 = "/openapi.v3.json"
 	PathRoutes    = "/routes"

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -61,16 +60,7 @@ them). "purista dev" starts one "purista serve" process per component.`,
 					stop()
 				}()
 			}
-			var err error
-			if name == system.Gateway {
-				var ln net.Listener
-				if ln, err = net.Listen("tcp", cfg.HTTPAddr); err == nil {
-					err = system.ServeGateway(ctx, ln, cfg.Kafka(), system.GatewayConfig{Token: cfg.Token}, logger)
-				}
-			} else {
-				err = system.ServeService(ctx, name, cfg.Kafka(), logger)
-			}
-			if err != nil {
+			if err := system.Run(ctx, name, cfg, logger); err != nil {
 				logger.Error(name+" failed", "error", err)
 				return exitError{1}
 			}

@@ -22,6 +22,7 @@ type Config struct {
 	LogLevel     string // -log-level, PURISTA_LOG_LEVEL
 	LogFormat    string // -log-format, PURISTA_LOG_FORMAT
 	HTTPAddr     string // -http, PURISTA_HTTP_ADDR (gateway only)
+	OpsAddr      string // -ops, PURISTA_OPS_ADDR (services only)
 	Token        string // -token, PURISTA_GATEWAY_TOKEN (gateway only)
 
 	envErr []string
@@ -42,6 +43,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, gateway bool) {
 	if gateway {
 		fs.StringVar(&c.HTTPAddr, "http", c.env("PURISTA_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env PURISTA_HTTP_ADDR)")
 		fs.StringVar(&c.Token, "token", c.env("PURISTA_GATEWAY_TOKEN", ""), "bearer token that routes not marked public require; empty: no authentication (env PURISTA_GATEWAY_TOKEN)")
+	} else {
+		fs.StringVar(&c.OpsAddr, "ops", c.env("PURISTA_OPS_ADDR", ""), "address to serve /healthz, /readyz and /metrics on, e.g. :9090 for Kubernetes probes; empty: none (env PURISTA_OPS_ADDR)")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -29,21 +30,32 @@ func Main(name string, args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	if name == Gateway {
-		var ln net.Listener
-		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			logger.Error("gateway cannot listen", "addr", cfg.HTTPAddr, "error", err)
-			return 1
-		}
-		err = ServeGateway(ctx, ln, cfg.Kafka(), GatewayConfig{Token: cfg.Token}, logger)
-	} else {
-		err = ServeService(ctx, name, cfg.Kafka(), logger)
-	}
-	if err != nil {
+	if err := Run(ctx, name, cfg, logger); err != nil {
 		logger.Error(name+" failed", "error", err)
 		return 1
 	}
 	logger.Info(name + " stopped")
 	return 0
+}
+
+// Run runs component name over Kafka as cfg says until ctx ends: the
+// gateway on cfg.HTTPAddr, a service with its operational endpoints on
+// cfg.OpsAddr when set.
+func Run(ctx context.Context, name string, cfg Config, logger *slog.Logger) error {
+	if name == Gateway {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("gateway cannot listen on %s: %w", cfg.HTTPAddr, err)
+		}
+		return ServeGateway(ctx, ln, cfg.Kafka(), GatewayConfig{Token: cfg.Token}, logger)
+	}
+	var opts []ServiceOption
+	if cfg.OpsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.OpsAddr)
+		if err != nil {
+			return fmt.Errorf("%s cannot listen on %s for its operational endpoints: %w", name, cfg.OpsAddr, err)
+		}
+		opts = append(opts, WithOps(ln))
+	}
+	return ServeService(ctx, name, cfg.Kafka(), logger, opts...)
 }

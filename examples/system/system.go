@@ -29,6 +29,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 
 	"github.com/purista-go/purista/examples/contracts"
@@ -39,6 +41,7 @@ import (
 	"github.com/purista-go/purista/examples/services/orders/ordersvc"
 	"github.com/purista-go/purista/examples/services/users/usersvc"
 	"github.com/purista-go/purista/gateway"
+	"github.com/purista-go/purista/ops"
 	"github.com/purista-go/purista/transport/inproc"
 	"github.com/purista-go/purista/transport/kafka"
 )
@@ -97,10 +100,30 @@ type Kafka struct {
 	Options []kafka.Option
 }
 
+// ServiceOption configures ServeService.
+type ServiceOption func(*serviceConfig)
+
+type serviceConfig struct {
+	ops net.Listener
+}
+
+// WithOps serves the operational endpoints of package ops on ln while the
+// service runs: /healthz, /readyz (the Kafka server is serving and its
+// request topics exist) and /metrics (the transport's counters, Go and
+// process metrics).
+func WithOps(ln net.Listener) ServiceOption { return func(c *serviceConfig) { c.ops = ln } }
+
 // ServeService runs one service component over Kafka until ctx ends, then
 // stops gracefully: no new requests, the ones in progress are answered and
 // committed, and the instance leaves its consumer group.
-func ServeService(ctx context.Context, name string, k Kafka, logger *slog.Logger) error {
+func ServeService(ctx context.Context, name string, k Kafka, logger *slog.Logger, opts ...ServiceOption) error {
+	var sc serviceConfig
+	for _, o := range opts {
+		o(&sc)
+	}
+	if sc.ops != nil {
+		defer sc.ops.Close()
+	}
 	if !slices.Contains(Services, name) {
 		return fmt.Errorf("system: no service %q: the services are %s", name, strings.Join(Services, ", "))
 	}
@@ -125,7 +148,27 @@ func ServeService(ctx context.Context, name string, k Kafka, logger *slog.Logger
 	if err := Register(name, srv, conn, logger); err != nil {
 		return err
 	}
+	if sc.ops != nil {
+		reg := newRegistry()
+		clients := map[string]*kafka.ClientConn{}
+		if c, ok := conn.(*kafka.ClientConn); ok {
+			clients[name] = c
+		}
+		reg.MustRegister(kafka.NewCollector(map[string]*kafka.Server{name: srv}, clients))
+		hs := &http.Server{Handler: ops.Handler(reg, srv), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = hs.Serve(sc.ops) }()
+		defer hs.Close()
+		logger.Info("operational endpoints listening", "url", "http://"+sc.ops.Addr().String(), "paths", ops.PathHealth+" "+ops.PathReady+" "+ops.PathMetrics)
+	}
 	return srv.Serve(ctx) // graceful stop when ctx ends
+}
+
+// newRegistry returns a Prometheus registry with the Go and process
+// collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // GatewayConfig configures the HTTP gateway.
@@ -175,6 +218,10 @@ func ServeGateway(ctx context.Context, ln net.Listener, k Kafka, cfg GatewayConf
 		_ = ln.Close()
 		return err
 	}
+	// The gateway's /metrics also shows its Kafka client's counters.
+	reg := newRegistry()
+	reg.MustRegister(kafka.NewCollector(nil, map[string]*kafka.ClientConn{Gateway: conn}))
+	cfg.Options = append([]gateway.Option{gateway.WithRegistry(reg)}, cfg.Options...)
 	g, err := NewGateway(conn, cfg, logger)
 	if err != nil {
 		_ = conn.Close()

@@ -3,8 +3,11 @@ package system_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -108,8 +111,11 @@ func TestDemoKafka(t *testing.T) {
 		firstErr <- err
 	}()
 	time.Sleep(300 * time.Millisecond) // the request is in Kafka; no service runs yet
+	opsURL := map[string]string{}
 	for _, name := range system.Services {
-		run(func() error { return system.ServeService(runCtx, name, k, logger(name)) })
+		ops := listen(t)
+		opsURL[name] = "http://" + ops.Addr().String()
+		run(func() error { return system.ServeService(runCtx, name, k, logger(name), system.WithOps(ops)) })
 	}
 	ex, err := <-first, <-firstErr
 	if err != nil {
@@ -128,6 +134,26 @@ func TestDemoKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPropagation(t, exs[0], logs.String())
+
+	// Every service process answers its probes and shows its transport's
+	// counters; the gateway's /metrics shows its Kafka client's.
+	for name, u := range opsURL {
+		for path, want := range map[string]string{
+			"/healthz": `{"status":"ok"}`,
+			"/readyz":  `{"status":"ready"}`,
+			"/metrics": `purista_kafka_server_requests_answered_total{server="` + name + `"}`,
+		} {
+			if code, body := httpGet(t, u+path); code != 200 || !strings.Contains(body, want) {
+				t.Errorf("%s %s = %d, want 200 with %s:\n%.400s", name, path, code, want, body)
+			}
+		}
+	}
+	if _, body := httpGet(t, opsURL[system.Orders]+"/metrics"); !regexp.MustCompile(`purista_kafka_client_calls_total\{client="orders"\} [1-9]`).MatchString(body) {
+		t.Errorf("orders /metrics lacks the calls of its client to the users service:\n%s", body)
+	}
+	if _, body := httpGet(t, d.Base+"/metrics"); !regexp.MustCompile(`purista_kafka_client_calls_total\{client="gateway"\} [1-9]`).MatchString(body) {
+		t.Errorf("gateway /metrics lacks its Kafka client's calls")
+	}
 
 	stop()
 	wg.Wait()
@@ -243,4 +269,15 @@ func checkPropagation(t *testing.T, placeOrder *system.Exchange, logs string) {
 		}
 	}
 	t.Errorf("no users log line with the order's request id %s: the request id was not passed on\n%s", rid, logs)
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }
