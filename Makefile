@@ -58,6 +58,7 @@ lint: tools contracts-deps ## gofmt, go vet, buf lint, and buf lint + buf breaki
 	@files=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$files" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi
 	go vet ./...
+	cd examples/kubernetes && go vet ./...
 	$(BUF) lint
 	cd $(CONTRACTS) && ../../$(BUF) lint
 	BUF=$(BUF) $(CONTRACTS)/breaking.sh # against the previous commit; BREAKING_AGAINST=<ref> to choose
