@@ -72,4 +72,3 @@ func TestProduceRetriesNotLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
