@@ -218,31 +218,19 @@ func writeKeepalive(ctx context.Context, p *producer, topic, id string) error {
 }
 
 // keepaliveLoop writes a keepalive record to topic every instanceKeepalive
-// until stop is closed.
-func keepaliveLoop(stop <-chan struct{}, p *producer, topic, id string, logger *slog.Logger) {
+// until ctx ends.
+func keepaliveLoop(ctx context.Context, p *producer, topic, id string, logger *slog.Logger) {
 	t := time.NewTicker(instanceKeepalive)
 	defer t.Stop()
 	for {
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			go func() { // a stop does not wait for a slow write
-				select {
-				case <-stop:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			err := writeKeepalive(ctx, p, topic, id)
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := writeKeepalive(wctx, p, topic, id)
 			cancel()
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err != nil {
+			if err != nil && ctx.Err() == nil {
 				logger.Warn("kafka: keepalive not written; `purista topics gc` may take this instance for gone", "topic", topic, "error", err)
 			}
 		}
@@ -275,11 +263,13 @@ func CollectIdleTopics(ctx context.Context, brokers []string, idle time.Duration
 	if err != nil {
 		return nil, fmt.Errorf("kafka: list topics: %w", err)
 	}
-	prefixes := []string{b.cfg.topicPrefix + "purista.reply.", b.cfg.topicPrefix + "purista.stream."}
+	instanceTopic := func(topic string) bool {
+		return strings.HasPrefix(topic, b.cfg.topicPrefix+"purista.reply.") || strings.HasPrefix(topic, b.cfg.topicPrefix+"purista.stream.")
+	}
 	since := time.Now().Add(-idle)
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, p := range parts {
-		if p.ID == 0 && (strings.HasPrefix(p.Topic, prefixes[0]) || strings.HasPrefix(p.Topic, prefixes[1])) {
+		if p.ID == 0 && instanceTopic(p.Topic) {
 			req.Topics[p.Topic] = []kafka.OffsetRequest{kafka.TimeOffsetOf(0, since)}
 		}
 	}

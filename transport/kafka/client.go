@@ -40,7 +40,10 @@ type ClientConn struct {
 	pending map[string]chan kafka.Message
 	closed  bool
 	done    chan struct{}
-	loop    sync.WaitGroup
+	// loopCtx ends with done, for the reply reader and the keepalive loop.
+	loopCtx  context.Context
+	endLoops context.CancelFunc
+	loop     sync.WaitGroup
 
 	stats   clientStats
 	streams clientStreams // stream.go
@@ -85,8 +88,10 @@ func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientC
 		pending:    map[string]chan kafka.Message{},
 		done:       make(chan struct{}),
 	}
+	c.loopCtx, c.endLoops = context.WithCancel(context.Background())
 	c.invoke = dispatch.ChainUnaryClient(c.roundTrip, cfg.interceptors...)
 	if err := c.start(ctx); err != nil {
+		c.endLoops()
 		b.close()
 		return nil, err
 	}
@@ -138,7 +143,7 @@ func (c *ClientConn) start(ctx context.Context) error {
 	go c.readReplies()
 	go func() {
 		defer c.loop.Done()
-		keepaliveLoop(c.done, c.prod, c.replyTopic, c.cfg.clientID, c.cfg.logger)
+		keepaliveLoop(c.loopCtx, c.prod, c.replyTopic, c.cfg.clientID, c.cfg.logger)
 	}()
 	return nil
 }
@@ -173,8 +178,7 @@ func (c *ClientConn) endOffset(ctx context.Context) (int64, error) {
 
 func (c *ClientConn) readReplies() {
 	defer c.loop.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-c.done; cancel() }()
+	ctx := c.loopCtx
 	for {
 		m, err := c.reader.ReadMessage(ctx)
 		if err != nil {
@@ -389,6 +393,7 @@ func (c *ClientConn) Close() error {
 	}
 	c.closed = true
 	close(c.done)
+	c.endLoops()
 	c.mu.Unlock()
 	c.loop.Wait()
 	err := c.reader.Close()

@@ -104,7 +104,7 @@ func (s *Server) startStreams(ctx context.Context) error {
 	go s.readControl(rctx, r)
 	go func() {
 		defer ss.loop.Done()
-		keepaliveLoop(rctx.Done(), s.prod, topic, s.cfg.clientID, s.cfg.logger)
+		keepaliveLoop(rctx, s.prod, topic, s.cfg.clientID, s.cfg.logger)
 	}()
 	return nil
 }
