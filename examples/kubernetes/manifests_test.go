@@ -197,6 +197,13 @@ func checkComponent(t *testing.T, where string, c corev1.Container, env map[stri
 		t.Errorf("%s: %s is no component of the example system", where, name)
 		return
 	}
+	// Only this container's environment: nothing left from another one.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "PURISTA_") {
+			t.Setenv(k, "")
+			_ = os.Unsetenv(k)
+		}
+	}
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
