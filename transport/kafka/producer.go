@@ -59,6 +59,9 @@ type pendingRecord struct {
 	// errOnly: done receives only a failure; success is not signalled, so
 	// a caller that waits for something else as well is not woken for it.
 	errOnly bool
+	// then, when set, is called with the outcome instead of done, on the
+	// partition's writer goroutine.
+	then func(error)
 }
 
 var errProducerClosed = errors.New("producer is closed")
@@ -183,6 +186,16 @@ func (p *producer) sendAsync(ctx context.Context, topic string, partition int, m
 	return pr.done, nil
 }
 
+// sendThen queues msg for the topic partition and calls then with the
+// outcome: nil once the broker acknowledged it. then runs on the writer's
+// goroutine, or on the caller's when msg cannot be queued; it must not
+// block.
+func (p *producer) sendThen(ctx context.Context, topic string, partition int, msg kafka.Message, then func(error)) {
+	if err := p.enqueue(ctx, topic, partition, &pendingRecord{msg: msg, then: then}); err != nil {
+		then(err)
+	}
+}
+
 // enqueue hands pr to the writer of its topic partition.
 func (p *producer) enqueue(ctx context.Context, topic string, partition int, pr *pendingRecord) error {
 	q, err := p.queue(topic, partition)
@@ -250,6 +263,7 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 			case first := <-q:
 				batch = append(batch, first)
 			case <-p.done:
+				failQueued(q)
 				return
 			}
 		}
@@ -312,9 +326,28 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 			err = errTopicMissing{tp.topic}
 		}
 		for _, b := range batch {
-			if err != nil || !b.errOnly {
+			switch {
+			case b.then != nil:
+				b.then(err)
+			case err != nil || !b.errOnly:
 				b.done <- err
 			}
+		}
+	}
+}
+
+// failQueued tells the records left in q that the producer closed.
+func failQueued(q chan *pendingRecord) {
+	for {
+		select {
+		case b := <-q:
+			if b.then != nil {
+				b.then(errProducerClosed)
+			} else {
+				b.done <- errProducerClosed
+			}
+		default:
+			return
 		}
 	}
 }

@@ -50,6 +50,7 @@ type Server struct {
 	regErr         error
 	state          int // 0 new, 1 serving, 2 stopping
 	readers        []*kafka.Reader
+	committers     []*committer // one per reader
 	fetchCtx       context.Context
 	stopFetch      context.CancelFunc
 	handlerCtx     context.Context
@@ -224,9 +225,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	for _, n := range names {
 		r := s.groupReader(s.groupID(n), s.requestTopic(n), s.cfg.maxConcurrency)
+		c := newCommitter(r, func(partition int, offset int64, err error) {
+			s.stats.commitFailed.Add(1)
+			s.cfg.logger.Warn("kafka: commit failed; the requests may be delivered again", "topic", r.Config().Topic, "partition", partition, "offset", offset, "error", err)
+		})
 		s.readers = append(s.readers, r)
+		s.committers = append(s.committers, c)
 		s.fetchers.Add(1)
-		go s.fetchLoop(r)
+		go s.fetchLoop(r, c)
 	}
 	s.topics = specs
 	s.mu.Unlock()
@@ -242,7 +248,9 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // groupReader reads topic as a member of group, with the server's group
 // timings. A new group starts at the earliest offset, so records written
-// before any instance existed are read; commits are asynchronous.
+// before any instance existed are read. Commits are synchronous: a
+// committer (tracker.go) gathers the offsets of finished records and
+// commits them once per commitInterval.
 func (s *Server) groupReader(group, topic string, queue int) *kafka.Reader {
 	return kafka.NewReader(kafka.ReaderConfig{
 		Brokers:               s.brokers,
@@ -257,7 +265,7 @@ func (s *Server) groupReader(group, topic string, queue int) *kafka.Reader {
 		SessionTimeout:        s.cfg.session,
 		RebalanceTimeout:      s.cfg.session,
 		JoinGroupBackoff:      200 * time.Millisecond,
-		CommitInterval:        50 * time.Millisecond,
+		CommitInterval:        0,
 		StartOffset:           kafka.FirstOffset,
 		ReadBackoffMin:        10 * time.Millisecond,
 		ReadBackoffMax:        500 * time.Millisecond,
@@ -268,9 +276,8 @@ func (s *Server) groupReader(group, topic string, queue int) *kafka.Reader {
 	})
 }
 
-func (s *Server) fetchLoop(r *kafka.Reader) {
+func (s *Server) fetchLoop(r *kafka.Reader, commits *committer) {
 	defer s.fetchers.Done()
-	tracker := newOffsetTracker()
 	keyTails := map[string]chan struct{}{}
 	var keyMu sync.Mutex
 	for {
@@ -287,7 +294,7 @@ func (s *Server) fetchLoop(r *kafka.Reader) {
 			}
 			continue
 		}
-		tracker.start(m.Partition, m.Offset)
+		commits.start(m.Partition, m.Offset)
 		// Requests with the same key run in the order they were fetched.
 		var wait, mine chan struct{}
 		if len(m.Key) > 0 {
@@ -299,11 +306,15 @@ func (s *Server) fetchLoop(r *kafka.Reader) {
 		}
 		s.handlers.Add(1)
 		job := func() {
-			defer s.handlers.Done()
 			if wait != nil {
 				<-wait
 			}
-			s.handle(m)
+			// The worker moves on once the handler returned; the offset
+			// is committable once the reply is written.
+			s.handle(m, func() {
+				commits.finish(m.Partition, m.Offset)
+				s.handlers.Done()
+			})
 			if mine != nil {
 				close(mine)
 				keyMu.Lock()
@@ -311,12 +322,6 @@ func (s *Server) fetchLoop(r *kafka.Reader) {
 					delete(keyTails, string(m.Key))
 				}
 				keyMu.Unlock()
-			}
-			if off, ok := tracker.finish(m.Partition, m.Offset); ok {
-				if err := r.CommitMessages(context.Background(), kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: off - 1}); err != nil {
-					s.stats.commitFailed.Add(1)
-					s.cfg.logger.Warn("kafka: commit failed; the request may be delivered again", "topic", m.Topic, "partition", m.Partition, "offset", off, "error", err)
-				}
 			}
 		}
 		if !s.submit(job) {
@@ -366,33 +371,37 @@ func (s *Server) worker(job func()) {
 	}
 }
 
-// handle answers one request record. It never panics and always returns,
-// so the record's offset can be committed.
-func (s *Server) handle(m kafka.Message) {
+// handle answers one request record. It never panics and always calls
+// done, once the record may be committed: its reply written or given up,
+// or no reply due. The reply of a handled call is written after handle
+// returns, so the worker is free for the next request meanwhile.
+func (s *Server) handle(m kafka.Message, done func()) {
 	h := decodeRequestHeaders(m.Headers)
 	if h.id == "" || h.replyTo == "" || h.method == "" {
 		s.stats.malformed.Add(1)
 		reason := "record is not a purista request: purista-id, purista-reply-to or purista-method header missing"
 		s.cfg.logger.Warn("kafka: request skipped", "reason", reason, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
 		s.deadLetter(m, reason)
+		done()
 		return
 	}
 	if h.version != protocolVersion {
-		s.reply(h, m, dispatch.Result{Err: status.Errorf(codes.FailedPrecondition, "purista protocol version %q is not supported by this server: it speaks version %s", h.version, protocolVersion)})
+		s.replyThen(h, dispatch.Result{Err: status.Errorf(codes.FailedPrecondition, "purista protocol version %q is not supported by this server: it speaks version %s", h.version, protocolVersion)}, done)
 		return
 	}
 	now := time.Now()
 	if !h.deadline.IsZero() && !now.Before(h.deadline) {
 		s.stats.expired.Add(1)
 		s.cfg.logger.Info("kafka: request expired while waiting; not executed", "method", h.method, "id", h.id, "late_by", now.Sub(h.deadline).String())
+		done()
 		return
 	}
 	method, err := s.disp.Lookup(h.method)
 	if err != nil {
-		if s.serveStream(h, m) { // stream.go
-			return
+		if !s.serveStream(h, m) { // stream.go
+			s.reply(h, dispatch.Result{Err: err})
 		}
-		s.reply(h, m, dispatch.Result{Err: err})
+		done()
 		return
 	}
 	deadline := h.deadline
@@ -403,10 +412,26 @@ func (s *Server) handle(m kafka.Message) {
 	defer cancel()
 	ctx = metadata.NewIncomingContext(ctx, h.md)
 	res := s.disp.Call(ctx, method, h.idempotencyKey, dispatch.Decode(m.Value))
-	s.reply(h, m, res)
+	s.replyThen(h, res, done)
 }
 
-func (s *Server) reply(h requestHeaders, req kafka.Message, res dispatch.Result) {
+// replyTimeout bounds how long a reply waits for room in the producer's
+// queue.
+const replyTimeout = 10 * time.Second
+
+// reply writes the reply of a call and waits until it is written.
+func (s *Server) reply(h requestHeaders, res dispatch.Result) {
+	written := make(chan struct{})
+	s.replyThen(h, res, func() { close(written) })
+	select {
+	case <-written:
+	case <-s.prod.done:
+	}
+}
+
+// replyThen queues the reply of a call and calls then once it is written
+// or given up. then runs on the producer's goroutine: it must not block.
+func (s *Server) replyThen(h requestHeaders, res dispatch.Result, then func()) {
 	st := status.Convert(res.Err)
 	var body []byte
 	if res.Err == nil {
@@ -422,17 +447,30 @@ func (s *Server) reply(h requestHeaders, req kafka.Message, res dispatch.Result)
 	if st.Code() != codes.OK {
 		body = nil
 	}
-	headers := replyHeaders(h, st, res.Header, res.Trailer)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 	defer cancel()
-	err := s.prod.send(ctx, h.replyTo, 0, kafka.Message{Value: body, Headers: headers})
-	if errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) {
-		// Tell the caller instead of leaving it to time out.
-		too := status.Newf(codes.ResourceExhausted, "response of %s (%d bytes) is larger than the reply topic accepts (message.max.bytes): return less per call or raise the limit", h.method, len(body))
-		s.cfg.logger.Warn("kafka: reply too large", "method", h.method, "bytes", len(body))
-		headers = replyHeaders(h, too, nil, nil)
-		err = s.prod.send(ctx, h.replyTo, 0, kafka.Message{Headers: headers})
-	}
+	msg := kafka.Message{Value: body, Headers: replyHeaders(h, st, res.Header, res.Trailer)}
+	s.prod.sendThen(ctx, h.replyTo, 0, msg, func(err error) {
+		if errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) {
+			// Tell the caller instead of leaving it to time out; off the
+			// producer's goroutine, which must not wait for itself.
+			go func() {
+				too := status.Newf(codes.ResourceExhausted, "response of %s (%d bytes) is larger than the reply topic accepts (message.max.bytes): return less per call or raise the limit", h.method, len(body))
+				s.cfg.logger.Warn("kafka: reply too large", "method", h.method, "bytes", len(body))
+				ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+				defer cancel()
+				s.replyWritten(h, s.prod.send(ctx, h.replyTo, 0, kafka.Message{Headers: replyHeaders(h, too, nil, nil)}))
+				then()
+			}()
+			return
+		}
+		s.replyWritten(h, err)
+		then()
+	})
+}
+
+// replyWritten counts a reply written, or logs why it was not.
+func (s *Server) replyWritten(h requestHeaders, err error) {
 	if err != nil {
 		s.stats.replyFailed.Add(1)
 		s.cfg.logger.Warn("kafka: reply not written; the caller will time out", "reply_to", h.replyTo, "method", h.method, "id", h.id, "error", err)
@@ -494,7 +532,7 @@ func (s *Server) stop(cancelHandlers bool) {
 		return
 	}
 	s.state = 2
-	readers := s.readers
+	readers, committers := s.readers, s.committers
 	s.mu.Unlock()
 
 	s.stopFetch()
@@ -506,6 +544,10 @@ func (s *Server) stop(cancelHandlers bool) {
 	s.handlers.Wait()
 	close(s.stopWorkers)
 	s.workers.Wait()
+	// Every handler has finished: commit their offsets before leaving.
+	for _, c := range committers {
+		c.close()
+	}
 	var wg sync.WaitGroup
 	for _, r := range readers {
 		wg.Add(1)

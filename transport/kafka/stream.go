@@ -215,7 +215,7 @@ func (s *Server) serveStream(h requestHeaders, m kafka.Message) bool {
 	sm, err := s.disp.LookupStream(h.method)
 	if err != nil {
 		if strings.Contains(err.Error(), dispatch.ClientStreamingUnimplemented) {
-			s.reply(h, m, dispatch.Result{Err: err})
+			s.reply(h, dispatch.Result{Err: err})
 			return true
 		}
 		return false
@@ -225,7 +225,7 @@ func (s *Server) serveStream(h requestHeaders, m kafka.Message) bool {
 	control := ss.topic
 	ss.mu.Unlock()
 	if control == "" {
-		s.reply(h, m, dispatch.Result{Err: status.Errorf(codes.Unavailable, "server for %s is stopping", h.method)})
+		s.reply(h, dispatch.Result{Err: status.Errorf(codes.Unavailable, "server for %s is stopping", h.method)})
 		return true
 	}
 	window := int64(defaultStreamWindow)

@@ -104,15 +104,16 @@ func deadLetterTopics(b *base, services []*purista.Service) []TopicSpec {
 
 // subscriptions are the event consumers of a Server.
 type subscriptions struct {
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	stop    chan struct{}
-	ctx     context.Context
-	cancel  context.CancelFunc
-	readers []*kafka.Reader
-	loops   sync.WaitGroup
-	ordered *eventing.Ordered
+	mu         sync.Mutex
+	started    bool
+	stopped    bool
+	stop       chan struct{}
+	ctx        context.Context
+	cancel     context.CancelFunc
+	readers    []*kafka.Reader
+	committers []*committer // one per reader
+	loops      sync.WaitGroup
+	ordered    *eventing.Ordered
 
 	stats eventStats
 }
@@ -158,7 +159,7 @@ type subscription struct {
 	group   string
 	dlq     string
 	reader  *kafka.Reader
-	tracker *offsetTracker
+	commits *committer
 }
 
 // startSubscriptions joins the subscription groups of the registered
@@ -216,10 +217,14 @@ func (s *Server) startSubscriptions(ctx context.Context) error {
 			topic:   s.eventTopic(g[0].Event),
 			group:   s.subscriptionGroup(g[0].Service, g[0].Event.Name),
 			dlq:     s.deadLetterTopic(g[0].Service),
-			tracker: newOffsetTracker(),
 		}
 		sub.reader = s.groupReader(sub.group, sub.topic, 0) // kafka-go's default queue
+		sub.commits = newCommitter(sub.reader, func(partition int, offset int64, err error) {
+			sc.stats.commitFailed.Add(1)
+			s.cfg.logger.Warn("kafka: event commit failed; the events may be delivered again", "topic", sub.topic, "partition", partition, "offset", offset, "group", sub.group, "error", err)
+		})
 		sc.readers = append(sc.readers, sub.reader)
+		sc.committers = append(sc.committers, sub.commits)
 		sc.loops.Add(1)
 		go sub.loop()
 		names = append(names, sub.group)
@@ -246,10 +251,13 @@ func (s *Server) stopSubscriptions() {
 	}
 	close(sc.stop)
 	sc.cancel()
-	readers := sc.readers
+	readers, committers := sc.readers, sc.committers
 	sc.mu.Unlock()
 	sc.loops.Wait()
 	sc.ordered.Wait()
+	for _, c := range committers {
+		c.close()
+	}
 	var wg sync.WaitGroup
 	for _, r := range readers {
 		wg.Add(1)
@@ -276,7 +284,7 @@ func (sub *subscription) loop() {
 			}
 			continue
 		}
-		sub.tracker.start(m.Partition, m.Offset)
+		sub.commits.start(m.Partition, m.Offset)
 		var key []byte
 		if len(m.Key) > 0 {
 			key = append([]byte(sub.group+"\x00"), m.Key...)
@@ -285,12 +293,7 @@ func (sub *subscription) loop() {
 			if skipped || !sub.process(m) {
 				return // not committed: delivered again to the partition's next owner
 			}
-			if off, ok := sub.tracker.finish(m.Partition, m.Offset); ok {
-				if err := sub.reader.CommitMessages(context.Background(), kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: off - 1}); err != nil {
-					sc.stats.commitFailed.Add(1)
-					log.Warn("kafka: event commit failed; the event may be delivered again", "topic", m.Topic, "partition", m.Partition, "offset", off, "group", sub.group, "error", err)
-				}
-			}
+			sub.commits.finish(m.Partition, m.Offset)
 		})
 		if !ok {
 			return

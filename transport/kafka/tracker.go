@@ -1,6 +1,12 @@
 package kafka
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
 
 // offsetTracker finds, per partition, the offset that is safe to commit:
 // the one after the longest prefix of fetched records whose handling has
@@ -39,6 +45,10 @@ func (t *offsetTracker) start(partition int, offset int64) {
 func (t *offsetTracker) finish(partition int, offset int64) (commit int64, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.finishLocked(partition, offset)
+}
+
+func (t *offsetTracker) finishLocked(partition int, offset int64) (commit int64, ok bool) {
 	p := t.parts[partition]
 	if p == nil {
 		return 0, false
@@ -50,4 +60,111 @@ func (t *offsetTracker) finish(partition int, offset int64) (commit int64, ok bo
 		p.inflight = p.inflight[1:]
 	}
 	return commit, ok
+}
+
+// commitInterval is how long a committer gathers offsets before it commits
+// them: one commit request per group reader and interval, however many
+// records finished in it.
+const commitInterval = 50 * time.Millisecond
+
+// committer commits the offsets its tracker finds safe for one group
+// reader. Handlers only record that a record finished; a goroutine commits
+// what gathered at most once per commitInterval, so no request pays for a
+// commit, or a goroutine hand-off, of its own.
+type committer struct {
+	offsetTracker
+	r       *kafka.Reader
+	topic   string
+	pending map[int]int64 // under offsetTracker.mu
+	wake    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+	failed  func(partition int, offset int64, err error)
+}
+
+// newCommitter starts committing for r, a reader with synchronous commits
+// (CommitInterval 0). failed is told of every offset a commit lost.
+func newCommitter(r *kafka.Reader, failed func(partition int, offset int64, err error)) *committer {
+	c := &committer{
+		offsetTracker: offsetTracker{parts: map[int]*partitionOffsets{}},
+		r:             r, topic: r.Config().Topic,
+		pending: map[int]int64{},
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+		failed:  failed,
+	}
+	go c.loop()
+	return c
+}
+
+// finish marks offset handled; the committable prefix it completes is
+// committed with the next batch.
+func (c *committer) finish(partition int, offset int64) {
+	c.mu.Lock()
+	off, ok := c.offsetTracker.finishLocked(partition, offset)
+	first := false
+	if ok {
+		first = len(c.pending) == 0
+		c.pending[partition] = off
+	}
+	c.mu.Unlock()
+	if first {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *committer) loop() {
+	defer close(c.stopped)
+	for {
+		select {
+		case <-c.wake:
+		case <-c.stop:
+			c.flush()
+			return
+		}
+		// Gather what else finishes for a while, unless stopping.
+		select {
+		case <-time.After(commitInterval):
+		case <-c.stop:
+		}
+		c.flush()
+	}
+}
+
+// flush commits the gathered offsets.
+func (c *committer) flush() {
+	c.mu.Lock()
+	if len(c.pending) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	msgs := make([]kafka.Message, 0, len(c.pending))
+	for p, off := range c.pending {
+		// kafka-go commits the offset after the message's.
+		msgs = append(msgs, kafka.Message{Topic: c.topic, Partition: p, Offset: off - 1})
+	}
+	clear(c.pending)
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
+		for _, m := range msgs {
+			c.failed(m.Partition, m.Offset+1, err)
+		}
+	}
+}
+
+// close commits what finished and stops the committer. Call it when no
+// handler runs any more, before closing the reader.
+func (c *committer) close() {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	<-c.stopped
 }
