@@ -126,12 +126,15 @@ func (c *committer) loop() {
 			c.flush()
 			return
 		}
-		// Gather what else finishes for a while, unless stopping.
+		// Gather what else finishes for a while; stopping commits at once,
+		// and once.
 		select {
 		case <-time.After(commitInterval):
+			c.flush()
 		case <-c.stop:
+			c.flush()
+			return
 		}
-		c.flush()
 	}
 }
 
@@ -151,9 +154,29 @@ func (c *committer) flush() {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
-		for _, m := range msgs {
-			c.failed(m.Partition, m.Offset+1, err)
+	err := c.r.CommitMessages(ctx, msgs...)
+	if err == nil {
+		return
+	}
+	for _, m := range msgs {
+		c.failed(m.Partition, m.Offset+1, err)
+	}
+	// Try again with the next batch, unless a later offset of the
+	// partition is already waiting: a coordinator that moved answers
+	// again shortly. Records whose commit never lands are delivered again.
+	c.mu.Lock()
+	retry := false
+	for _, m := range msgs {
+		if _, newer := c.pending[m.Partition]; !newer {
+			c.pending[m.Partition] = m.Offset + 1
+			retry = true
+		}
+	}
+	c.mu.Unlock()
+	if retry {
+		select {
+		case c.wake <- struct{}{}:
+		default:
 		}
 	}
 }
