@@ -48,9 +48,8 @@ type Server struct {
 
 	mu             sync.Mutex
 	regErr         error
-	state          int // 0 new, 1 serving, 2 stopping
-	readers        []*kafka.Reader
-	committers     []*committer // one per reader
+	state          int          // 0 new, 1 serving, 2 stopping
+	committers     []*committer // one per group reader, which it holds
 	fetchCtx       context.Context
 	stopFetch      context.CancelFunc
 	handlerCtx     context.Context
@@ -229,7 +228,6 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.stats.commitFailed.Add(1)
 			s.cfg.logger.Warn("kafka: commit failed; the requests may be delivered again", "topic", r.Config().Topic, "partition", partition, "offset", offset, "error", err)
 		})
-		s.readers = append(s.readers, r)
 		s.committers = append(s.committers, c)
 		s.fetchers.Add(1)
 		go s.fetchLoop(r, c)
@@ -532,7 +530,7 @@ func (s *Server) stop(cancelHandlers bool) {
 		return
 	}
 	s.state = 2
-	readers, committers := s.readers, s.committers
+	committers := s.committers
 	s.mu.Unlock()
 
 	s.stopFetch()
@@ -545,15 +543,7 @@ func (s *Server) stop(cancelHandlers bool) {
 	close(s.stopWorkers)
 	s.workers.Wait()
 	// Every handler has finished: commit their offsets before leaving.
-	for _, c := range committers {
-		c.close()
-	}
-	var wg sync.WaitGroup
-	for _, r := range readers {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = r.Close() }()
-	}
-	wg.Wait()
+	leaveGroups(committers)
 	s.stopStreams()
 	s.cancelHandlers()
 	s.close()

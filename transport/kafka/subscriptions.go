@@ -110,8 +110,7 @@ type subscriptions struct {
 	stop       chan struct{}
 	ctx        context.Context
 	cancel     context.CancelFunc
-	readers    []*kafka.Reader
-	committers []*committer // one per reader
+	committers []*committer // one per group reader, which it holds
 	loops      sync.WaitGroup
 	ordered    *eventing.Ordered
 
@@ -223,7 +222,6 @@ func (s *Server) startSubscriptions(ctx context.Context) error {
 			sc.stats.commitFailed.Add(1)
 			s.cfg.logger.Warn("kafka: event commit failed; the events may be delivered again", "topic", sub.topic, "partition", partition, "offset", offset, "group", sub.group, "error", err)
 		})
-		sc.readers = append(sc.readers, sub.reader)
 		sc.committers = append(sc.committers, sub.commits)
 		sc.loops.Add(1)
 		go sub.loop()
@@ -251,19 +249,11 @@ func (s *Server) stopSubscriptions() {
 	}
 	close(sc.stop)
 	sc.cancel()
-	readers, committers := sc.readers, sc.committers
+	committers := sc.committers
 	sc.mu.Unlock()
 	sc.loops.Wait()
 	sc.ordered.Wait()
-	for _, c := range committers {
-		c.close()
-	}
-	var wg sync.WaitGroup
-	for _, r := range readers {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = r.Close() }()
-	}
-	wg.Wait()
+	leaveGroups(committers)
 }
 
 func (sub *subscription) loop() {

@@ -191,3 +191,18 @@ func (c *committer) close() {
 	}
 	<-c.stopped
 }
+
+// leaveGroups commits what each committer gathered, then closes the
+// readers, which leave their groups; the readers close side by side. Call
+// it when no handler runs any more.
+func leaveGroups(committers []*committer) {
+	for _, c := range committers {
+		c.close()
+	}
+	var wg sync.WaitGroup
+	for _, c := range committers {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = c.r.Close() }()
+	}
+	wg.Wait()
+}
