@@ -186,13 +186,31 @@ func (p *producer) sendAsync(ctx context.Context, topic string, partition int, m
 	return pr.done, nil
 }
 
-// sendThen queues msg for the topic partition and calls then with the
-// outcome: nil once the broker acknowledged it. then runs on the writer's
-// goroutine, or on the caller's when msg cannot be queued; it must not
-// block.
-func (p *producer) sendThen(ctx context.Context, topic string, partition int, msg kafka.Message, then func(error)) {
-	if err := p.enqueue(ctx, topic, partition, &pendingRecord{msg: msg, then: then}); err != nil {
+// sendThen queues msg for the topic partition, waiting at most wait for
+// room, and calls then with the outcome: nil once the broker acknowledged
+// it. then runs on the writer's goroutine, or on the caller's when msg
+// cannot be queued; it must not block. Unlike enqueue it needs no context,
+// and starts a timer only when the queue is full.
+func (p *producer) sendThen(topic string, partition int, msg kafka.Message, wait time.Duration, then func(error)) {
+	q, err := p.queue(topic, partition)
+	if err != nil {
 		then(err)
+		return
+	}
+	pr := &pendingRecord{msg: msg, then: then}
+	select {
+	case q <- pr:
+		return
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case q <- pr:
+	case <-t.C:
+		then(fmt.Errorf("the writer of %s partition %d had no room for %v: the broker is slower than the records arrive", topic, partition, wait))
+	case <-p.done:
+		then(errProducerClosed)
 	}
 }
 

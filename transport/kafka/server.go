@@ -445,10 +445,8 @@ func (s *Server) replyThen(h requestHeaders, res dispatch.Result, then func()) {
 	if st.Code() != codes.OK {
 		body = nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
-	defer cancel()
 	msg := kafka.Message{Value: body, Headers: replyHeaders(h, st, res.Header, res.Trailer)}
-	s.prod.sendThen(ctx, h.replyTo, 0, msg, func(err error) {
+	s.prod.sendThen(h.replyTo, 0, msg, replyTimeout, func(err error) {
 		if errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) {
 			// Tell the caller instead of leaving it to time out; off the
 			// producer's goroutine, which must not wait for itself.
