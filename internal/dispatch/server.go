@@ -124,15 +124,9 @@ func (s *Server) HasService(name string) bool {
 // Lookup finds a unary method. The error is a gRPC status error suitable
 // for the caller.
 func (s *Server) Lookup(fullMethod string) (Method, error) {
-	svcName, name, ok := SplitMethod(fullMethod)
-	if !ok {
-		return Method{}, status.Errorf(codes.Unimplemented, "malformed method name %q: want /package.Service/Method", fullMethod)
-	}
-	s.mu.RLock()
-	svc, ok := s.services[svcName]
-	s.mu.RUnlock()
-	if !ok {
-		return Method{}, status.Errorf(codes.Unimplemented, "unknown service %s: this server does not serve it", svcName)
+	svc, svcName, name, err := s.service(fullMethod)
+	if err != nil {
+		return Method{}, err
 	}
 	md, ok := svc.methods[name]
 	if !ok {
@@ -143,6 +137,22 @@ func (s *Server) Lookup(fullMethod string) (Method, error) {
 	}
 	_, contract, _ := purista.LookupMethod(fullMethod)
 	return Method{FullMethod: fullMethod, Service: svcName, Name: name, Contract: contract, svc: svc, desc: md}, nil
+}
+
+// service finds the registered service of a full method name, and splits
+// the name. The error is UNIMPLEMENTED, for the caller.
+func (s *Server) service(fullMethod string) (svc *service, svcName, name string, err error) {
+	svcName, name, ok := SplitMethod(fullMethod)
+	if !ok {
+		return nil, "", "", status.Errorf(codes.Unimplemented, "malformed method name %q: want /package.Service/Method", fullMethod)
+	}
+	s.mu.RLock()
+	svc, ok = s.services[svcName]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, "", "", status.Errorf(codes.Unimplemented, "unknown service %s: this server does not serve it", svcName)
+	}
+	return svc, svcName, name, nil
 }
 
 // SplitMethod splits "/pkg.Service/Method" into its service and method names.

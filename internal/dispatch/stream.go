@@ -37,15 +37,9 @@ const ClientStreamingUnimplemented = "is client- or bidi-streaming: purista tran
 // error suitable for the caller: UNIMPLEMENTED for unknown, unary, client-
 // and bidi-streaming methods.
 func (s *Server) LookupStream(fullMethod string) (StreamMethod, error) {
-	svcName, name, ok := SplitMethod(fullMethod)
-	if !ok {
-		return StreamMethod{}, status.Errorf(codes.Unimplemented, "malformed method name %q: want /package.Service/Method", fullMethod)
-	}
-	s.mu.RLock()
-	svc, ok := s.services[svcName]
-	s.mu.RUnlock()
-	if !ok {
-		return StreamMethod{}, status.Errorf(codes.Unimplemented, "unknown service %s: this server does not serve it", svcName)
+	svc, svcName, name, err := s.service(fullMethod)
+	if err != nil {
+		return StreamMethod{}, err
 	}
 	sd, ok := svc.streams[name]
 	switch {
