@@ -117,3 +117,17 @@ func Messages(method string, args, reply any) (req, out proto.Message, err error
 	}
 	return req, out, nil
 }
+
+// StreamRequest checks that the one request of a server-streaming call is
+// a protobuf message and marshals it.
+func StreamRequest(method string, m any) (proto.Message, []byte, error) {
+	req, ok := m.(proto.Message)
+	if !ok {
+		return nil, nil, status.Errorf(codes.Internal, "call %s: request %T is not a protobuf message", method, m)
+	}
+	body, err := proto.Marshal(req)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "call %s: marshal request: %v", method, err)
+	}
+	return req, body, nil
+}

@@ -439,13 +439,9 @@ func (cs *clientStream) SendMsg(m any) error {
 		return status.Errorf(codes.Internal, "stream %s: a server-streaming call sends one request", cs.method)
 	}
 	cs.sent = true
-	req, ok := m.(proto.Message)
-	if !ok {
-		return cs.end(status.Errorf(codes.Internal, "call %s: request %T is not a protobuf message", cs.method, m))
-	}
-	body, err := proto.Marshal(req)
+	req, body, err := dispatch.StreamRequest(cs.method, m)
 	if err != nil {
-		return cs.end(status.Errorf(codes.Internal, "call %s: marshal request: %v", cs.method, err))
+		return cs.end(err)
 	}
 	svc, _, _ := dispatch.SplitMethod(cs.method)
 	var key []byte
