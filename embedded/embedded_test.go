@@ -3,15 +3,9 @@ package embedded_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"log/slog"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -24,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/purista-go/purista/embedded"
+	"github.com/purista-go/purista/internal/kafkatest"
 )
 
 func start(t *testing.T, opts ...embedded.Option) *embedded.Broker {
@@ -235,7 +230,7 @@ func TestSASL(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	cert, pool := kafkatest.SelfSigned(t)
 	b := start(t, embedded.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
 	client := &kafka.Client{
 		Addr:      kafka.TCP(b.Addrs()...),
@@ -294,34 +289,4 @@ func TestWithLogger(t *testing.T) {
 	if !strings.Contains(buf.String(), "component=embedded-kafka") || !strings.Contains(buf.String(), "level=DEBUG") {
 		t.Fatalf("log line lacks component or level:\n%s", buf.String())
 	}
-}
-
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "embedded-kafka-test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
