@@ -42,22 +42,29 @@ func grpcEcho(tb testing.TB) testingv1.EchoServiceClient {
 	return testingv1.NewEchoServiceClient(cc)
 }
 
-// kafkaEcho serves the Echo service over the Kafka transport.
-func kafkaEcho(tb testing.TB, brokers []string) testingv1.EchoServiceClient {
+// serveEcho serves the Echo service over the Kafka transport on brokers,
+// in an env of its own, and returns a client that has had an answer: the
+// server has joined its group.
+func serveEcho(tb testing.TB, brokers []string) (*env, *server, *kafka.ClientConn, testingv1.EchoServiceClient) {
 	e := newEnv(tb, brokers)
-	srv := e.Server(tb, conformance.Options{})
+	srv := e.Server(tb, conformance.Options{}).(*server)
 	testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "kafka"})
 	srv.Start(tb)
 	tb.Cleanup(srv.Stop)
-	conn := e.Client(tb, conformance.Options{})
-	lastKafka.conn, lastKafka.srv = conn.(*kafka.ClientConn), srv.(*server).Server
+	conn := e.Client(tb, conformance.Options{}).(*kafka.ClientConn)
 	c := testingv1.NewEchoServiceClient(conn)
-	// Wait until the server has joined its group and answers.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := c.Echo(ctx, &testingv1.EchoRequest{Message: "warm-up"}); err != nil {
 		tb.Fatalf("warm-up call: %v", err)
 	}
+	return e, srv, conn, c
+}
+
+// kafkaEcho serves the Echo service over the Kafka transport.
+func kafkaEcho(tb testing.TB, brokers []string) testingv1.EchoServiceClient {
+	_, srv, conn, c := serveEcho(tb, brokers)
+	lastKafka.conn, lastKafka.srv = conn, srv.Server
 	return c
 }
 

@@ -12,29 +12,17 @@ import (
 
 	"github.com/purista-go/purista/embedded"
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
-	"github.com/purista-go/purista/internal/conformance"
 )
 
-// echoOnOwnBroker serves the Echo service on an embedded broker of the
-// test's own, whose requests the test can intercept, and returns a client
-// that has made one call.
+// echoOnOwnBroker serves the Echo service (serveEcho) on an embedded
+// broker of the test's own, whose requests the test can intercept.
 func echoOnOwnBroker(t *testing.T) (*embedded.Broker, *env, *server, testingv1.EchoServiceClient) {
 	b, err := embedded.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	e := newEnv(t, b.Addrs())
-	srv := e.Server(t, conformance.Options{}).(*server)
-	testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "own"})
-	srv.Start(t)
-	t.Cleanup(srv.Stop)
-	c := testingv1.NewEchoServiceClient(e.Client(t, conformance.Options{}))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := c.Echo(ctx, &testingv1.EchoRequest{Message: "warm"}); err != nil {
-		t.Fatal(err)
-	}
+	e, srv, _, c := serveEcho(t, b.Addrs())
 	return b, e, srv, c
 }
 
