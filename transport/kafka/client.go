@@ -84,7 +84,7 @@ func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientC
 	c := &ClientConn{
 		base:       b,
 		cfg:        cfg,
-		replyTopic: cfg.topicPrefix + "purista.reply." + cfg.clientID,
+		replyTopic: cfg.topicPrefix + replyTopicPrefix + cfg.clientID,
 		pending:    map[string]chan kafka.Message{},
 		done:       make(chan struct{}),
 	}
@@ -377,10 +377,17 @@ func decodeReply(m kafka.Message, out proto.Message, co dispatch.CallOptions) er
 	return nil
 }
 
-// Ready reports whether a broker answers and the request topics of every
-// service whose generated code is linked in exist.
+// Ready reports whether calls would go through now: a broker answers, the
+// request topics of every service whose generated code is linked in exist,
+// and every partition of them and of this client's reply topic has a
+// leader that answers. Each broker round trip is bounded by a second.
 func (c *ClientConn) Ready(ctx context.Context) error {
-	return checkTopics(ctx, c.base, servicesTopics(c.base, purista.Services()))
+	specs := servicesTopics(c.base, purista.Services())
+	topics := make([]string, 0, len(specs)+1)
+	for _, s := range specs {
+		topics = append(topics, s.Name)
+	}
+	return leadersReady(ctx, c.base, append(topics, c.replyTopic))
 }
 
 // Close fails pending calls with UNAVAILABLE, stops reading replies and
@@ -409,11 +416,9 @@ func (c *ClientConn) Close() error {
 // RequestTopic returns the topic this client sends a service's calls to.
 func (c *ClientConn) RequestTopic(service string) string { return c.requestTopic(service) }
 
-// TopicsReady reports whether a broker answers and every topic exists.
+// TopicsReady reports whether calls to topics would go through now: a
+// broker answers, every topic exists, and every partition of them and of
+// this client's reply topic has a leader that answers.
 func (c *ClientConn) TopicsReady(ctx context.Context, topics []string) error {
-	specs := make([]TopicSpec, len(topics))
-	for i, t := range topics {
-		specs[i] = TopicSpec{Name: t}
-	}
-	return checkTopics(ctx, c.base, specs)
+	return leadersReady(ctx, c.base, append(append([]string(nil), topics...), c.replyTopic))
 }

@@ -110,7 +110,7 @@ func TestBadRecordsDoNotStopThePartition(t *testing.T) {
 			{Key: []byte("k"), Value: nil, Headers: []kafkago.Header{
 				{Key: "purista-version", Value: []byte("1")}, {Key: "purista-id", Value: []byte("gone")},
 				{Key: "purista-method", Value: []byte("/purista.testing.v1.EchoService/Echo")},
-				{Key: "purista-reply-to", Value: []byte(e.prefix + "no-such-reply-topic")},
+				{Key: "purista-reply-to", Value: []byte(e.prefix + "purista.reply.no-such-client")},
 			}},
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,7 +34,7 @@ type producer struct {
 	logger   *slog.Logger
 
 	mu     sync.Mutex
-	queues map[topicPartition]chan *pendingRecord
+	queues map[topicPartition]*partitionWriter
 	meta   map[string]*topicMeta
 	stick  map[string]*stickyState
 	closed bool
@@ -40,7 +42,20 @@ type producer struct {
 	wg     sync.WaitGroup
 	rr     atomic.Uint32
 
-	requests, records atomic.Int64
+	requests, records, retries atomic.Int64
+}
+
+// partitionWriter is the queue of one topic partition and the goroutine
+// that writes it. The goroutine ends after writerIdle without records, so a
+// process that answered many clients (each with its own reply topic) does
+// not keep a goroutine and a connection for every one of them.
+type partitionWriter struct {
+	q chan *pendingRecord
+	// users counts senders that took q from the map and have not yet put
+	// their record in it; the writer ends only when none does. It grows
+	// under producer.mu, so a writer that sees 0 under the lock knows no
+	// sender can reach it any more once it left the map.
+	users atomic.Int32
 }
 
 type topicPartition struct {
@@ -62,6 +77,10 @@ type pendingRecord struct {
 	// then, when set, is called with the outcome instead of done, on the
 	// partition's writer goroutine.
 	then func(error)
+	// deadline is when a write that keeps failing with a retriable error
+	// is given up: the deadline of the call the record belongs to, so a
+	// reply or a request is written again for as long as its caller waits.
+	deadline time.Time
 }
 
 var errProducerClosed = errors.New("producer is closed")
@@ -73,7 +92,7 @@ func (e errTopicMissing) Error() string { return fmt.Sprintf("topic %s does not 
 
 func newProducer(dialer *kafka.Dialer, brokers []string, acks int, maxBatch int, logger *slog.Logger) *producer {
 	return &producer{dialer: dialer, brokers: brokers, acks: acks, maxBatch: maxBatch, logger: logger,
-		queues: map[topicPartition]chan *pendingRecord{}, meta: map[string]*topicMeta{}, stick: map[string]*stickyState{}, done: make(chan struct{})}
+		queues: map[topicPartition]*partitionWriter{}, meta: map[string]*topicMeta{}, stick: map[string]*stickyState{}, done: make(chan struct{})}
 }
 
 func (p *producer) broker() string {
@@ -158,10 +177,22 @@ type stickyState struct {
 	until time.Time
 }
 
+// deliveryTimeout bounds the retries of a record written without a
+// deadline (keepalives, dead letters without a context deadline).
+const deliveryTimeout = 30 * time.Second
+
+func recordDeadline(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(deliveryTimeout)
+}
+
 // send writes msg to the topic partition and waits for the broker's
-// acknowledgement or ctx.
+// acknowledgement or ctx. A write that fails retriably is tried again
+// until ctx's deadline.
 func (p *producer) send(ctx context.Context, topic string, partition int, msg kafka.Message) error {
-	pr := &pendingRecord{msg: msg, done: make(chan error, 1)}
+	pr := &pendingRecord{msg: msg, done: make(chan error, 1), deadline: recordDeadline(ctx)}
 	if err := p.enqueue(ctx, topic, partition, pr); err != nil {
 		return err
 	}
@@ -177,9 +208,10 @@ func (p *producer) send(ctx context.Context, topic string, partition int, msg ka
 
 // sendAsync queues msg for the topic partition and returns at once. The
 // channel it returns receives an error if the write fails, and nothing
-// when it succeeds.
+// when it succeeds. A write that fails retriably is tried again until
+// ctx's deadline.
 func (p *producer) sendAsync(ctx context.Context, topic string, partition int, msg kafka.Message) (<-chan error, error) {
-	pr := &pendingRecord{msg: msg, done: make(chan error, 1), errOnly: true}
+	pr := &pendingRecord{msg: msg, done: make(chan error, 1), errOnly: true, deadline: recordDeadline(ctx)}
 	if err := p.enqueue(ctx, topic, partition, pr); err != nil {
 		return nil, err
 	}
@@ -188,25 +220,27 @@ func (p *producer) sendAsync(ctx context.Context, topic string, partition int, m
 
 // sendThen queues msg for the topic partition, waiting at most wait for
 // room, and calls then with the outcome: nil once the broker acknowledged
-// it. then runs on the writer's goroutine, or on the caller's when msg
-// cannot be queued; it must not block. Unlike enqueue it needs no context,
-// and starts a timer only when the queue is full.
-func (p *producer) sendThen(topic string, partition int, msg kafka.Message, wait time.Duration, then func(error)) {
-	q, err := p.queue(topic, partition)
+// it. A write that fails retriably is tried again until deadline. then runs
+// on the writer's goroutine, or on the caller's when msg cannot be queued;
+// it must not block. Unlike enqueue it needs no context, and starts a timer
+// only when the queue is full.
+func (p *producer) sendThen(topic string, partition int, msg kafka.Message, deadline time.Time, wait time.Duration, then func(error)) {
+	w, err := p.writer(topic, partition)
 	if err != nil {
 		then(err)
 		return
 	}
-	pr := &pendingRecord{msg: msg, then: then}
+	defer w.users.Add(-1)
+	pr := &pendingRecord{msg: msg, then: then, deadline: deadline}
 	select {
-	case q <- pr:
+	case w.q <- pr:
 		return
 	default:
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case q <- pr:
+	case w.q <- pr:
 	case <-t.C:
 		then(fmt.Errorf("the writer of %s partition %d had no room for %v: the broker is slower than the records arrive", topic, partition, wait))
 	case <-p.done:
@@ -216,12 +250,13 @@ func (p *producer) sendThen(topic string, partition int, msg kafka.Message, wait
 
 // enqueue hands pr to the writer of its topic partition.
 func (p *producer) enqueue(ctx context.Context, topic string, partition int, pr *pendingRecord) error {
-	q, err := p.queue(topic, partition)
+	w, err := p.writer(topic, partition)
 	if err != nil {
 		return err
 	}
+	defer w.users.Add(-1)
 	select {
-	case q <- pr:
+	case w.q <- pr:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -230,22 +265,65 @@ func (p *producer) enqueue(ctx context.Context, topic string, partition int, pr 
 	}
 }
 
-func (p *producer) queue(topic string, partition int) (chan *pendingRecord, error) {
+// writer returns the writer of the topic partition, starting it when there
+// is none, with its users count raised: the caller lowers it once its
+// record is in the queue (or given up).
+func (p *producer) writer(topic string, partition int) (*partitionWriter, error) {
 	tp := topicPartition{topic, partition}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, errProducerClosed
 	}
-	q, ok := p.queues[tp]
+	w, ok := p.queues[tp]
 	if !ok {
-		q = make(chan *pendingRecord, p.maxBatch)
-		p.queues[tp] = q
+		w = &partitionWriter{q: make(chan *pendingRecord, p.maxBatch)}
+		p.queues[tp] = w
 		p.wg.Add(1)
-		go p.run(tp, q)
+		go p.run(tp, w)
 	}
-	return q, nil
+	w.users.Add(1)
+	return w, nil
 }
+
+// retire removes w from the writers if nothing is queued for it and no
+// sender holds it, and reports whether it did: its goroutine then ends.
+func (p *producer) retire(tp topicPartition, w *partitionWriter) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w.users.Load() != 0 || len(w.q) != 0 {
+		return false
+	}
+	delete(p.queues, tp)
+	if !p.topicInUse(tp.topic) {
+		// Forget the topic too: reply topics of clients long gone must
+		// not pile up in the caches.
+		delete(p.meta, tp.topic)
+		delete(p.stick, tp.topic)
+	}
+	return true
+}
+
+// topicInUse reports whether a writer of topic is running. p.mu is held.
+func (p *producer) topicInUse(topic string) bool {
+	for tp := range p.queues {
+		if tp.topic == topic {
+			return true
+		}
+	}
+	return false
+}
+
+// writers returns how many partition writers run.
+func (p *producer) writers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queues)
+}
+
+// writerIdle is how long a partition writer waits for a record before it
+// closes its connection and ends.
+var writerIdle = 30 * time.Second
 
 const writeTimeout = 30 * time.Second
 
@@ -261,25 +339,29 @@ func recordSize(m kafka.Message) int {
 	return n
 }
 
-func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
+func (p *producer) run(tp topicPartition, w *partitionWriter) {
 	defer p.wg.Done()
-	var conn *kafka.Conn
-	defer func() {
-		if conn != nil {
-			_ = conn.Close()
-		}
-	}()
+	pw := &connWriter{p: p, tp: tp}
+	defer pw.close()
+	q := w.q
+	idle := time.NewTimer(writerIdle)
+	defer idle.Stop()
 	batch := make([]*pendingRecord, 0, p.maxBatch)
-	msgs := make([]kafka.Message, 0, p.maxBatch)
 	var carry *pendingRecord // taken from the queue, left for the next batch
 	for {
-		batch, msgs = batch[:0], msgs[:0]
+		batch = batch[:0]
 		if carry != nil {
 			batch, carry = append(batch, carry), nil
 		} else {
+			idle.Reset(writerIdle)
 			select {
 			case first := <-q:
 				batch = append(batch, first)
+			case <-idle.C:
+				if p.retire(tp, w) {
+					return
+				}
+				continue
 			case <-p.done:
 				failQueued(q)
 				return
@@ -307,50 +389,127 @@ func (p *producer) run(tp topicPartition, q chan *pendingRecord) {
 				break fill
 			}
 		}
+		pw.writeBatch(batch)
+	}
+}
+
+// connWriter writes the batches of one topic partition over a connection
+// to its leader, dialled again whenever a write fails.
+type connWriter struct {
+	p    *producer
+	tp   topicPartition
+	conn *kafka.Conn
+	msgs []kafka.Message
+}
+
+func (cw *connWriter) close() {
+	if cw.conn != nil {
+		_ = cw.conn.Close()
+		cw.conn = nil
+	}
+}
+
+// writeBatch writes batch and reports the outcome to every record. A
+// retriable failure (the broker closed an idle connection, restarted, or
+// moved the partition's leader; the network reset the connection) is
+// written again to the leader fresh metadata names, with backoff, until
+// the records' deadlines pass: each record is given up at its own
+// deadline. A failure after the broker may have stored the batch (a
+// connection lost while waiting for the answer) can so write a record
+// twice; servers answer a request id once.
+func (cw *connWriter) writeBatch(batch []*pendingRecord) {
+	p := cw.p
+	var err error
+	for attempt := 1; ; attempt++ {
+		latest := time.Time{}
 		for _, b := range batch {
-			msgs = append(msgs, b.msg)
-		}
-		var err error
-	write:
-		for attempt := 1; ; attempt++ {
-			if conn == nil {
-				conn, err = p.dial(tp)
+			if b.deadline.After(latest) {
+				latest = b.deadline
 			}
-			if err == nil {
-				_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-				_, err = conn.WriteMessages(msgs...)
-				p.requests.Add(1)
-				p.records.Add(int64(len(msgs)))
-				if err != nil {
-					// The leader may have moved or the connection broken:
-					// dial again.
-					_ = conn.Close()
-					conn = nil
+		}
+		err = cw.write(batch, latest)
+		if err == nil || !retriable(err) {
+			break
+		}
+		// Give up the records whose caller stopped waiting; keep the rest
+		// and wait, at most until the last of them gives up, to try again.
+		now := time.Now()
+		kept := batch[:0]
+		last := time.Time{}
+		for _, b := range batch {
+			if now.Before(b.deadline) {
+				kept = append(kept, b)
+				if b.deadline.After(last) {
+					last = b.deadline
 				}
-			}
-			if err == nil || !retriable(err) || attempt == writeAttempts {
-				break
-			}
-			// The broker did not take the batch (a leader just elected or
-			// moving): write it again to the leader metadata names now.
-			select {
-			case <-time.After(retryBackoff(attempt)):
-			case <-p.done:
-				err = errProducerClosed
-				break write
+			} else {
+				finish(b, fmt.Errorf("%w (written %d times until the deadline)", err, attempt))
 			}
 		}
-		if errors.Is(err, kafka.UnknownTopicOrPartition) {
-			err = errTopicMissing{tp.topic}
+		batch = kept
+		if len(batch) == 0 {
+			return
 		}
-		for _, b := range batch {
-			switch {
-			case b.then != nil:
-				b.then(err)
-			case err != nil || !b.errOnly:
-				b.done <- err
+		wait := min(retryBackoff(attempt), last.Sub(now))
+		p.retries.Add(1)
+		if attempt == 1 || attempt%20 == 0 {
+			p.logger.Debug("kafka: write failed; writing again", "topic", cw.tp.topic, "partition", cw.tp.partition, "attempt", attempt, "error", err)
+		}
+		select {
+		case <-time.After(wait):
+		case <-p.done:
+			err = errProducerClosed
+			for _, b := range batch {
+				finish(b, err)
 			}
+			return
 		}
+	}
+	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+		err = errTopicMissing{cw.tp.topic}
+	}
+	for _, b := range batch {
+		finish(b, err)
+	}
+}
+
+// write sends batch once, dialling the partition's leader first when there
+// is no connection; until is the latest deadline of its records.
+func (cw *connWriter) write(batch []*pendingRecord, until time.Time) error {
+	cw.msgs = cw.msgs[:0]
+	for _, b := range batch {
+		cw.msgs = append(cw.msgs, b.msg)
+	}
+	limit := time.Now().Add(writeTimeout)
+	if until.Before(limit) {
+		limit = until
+	}
+	if cw.conn == nil {
+		conn, err := cw.p.dial(cw.tp, limit)
+		if err != nil {
+			return err
+		}
+		cw.conn = conn
+	}
+	_ = cw.conn.SetDeadline(limit)
+	_, err := cw.conn.WriteMessages(cw.msgs...)
+	cw.p.requests.Add(1)
+	cw.p.records.Add(int64(len(cw.msgs)))
+	if err != nil {
+		// The connection may be broken or the leader elsewhere: dial
+		// again next time.
+		cw.close()
+	}
+	return err
+}
+
+// finish reports the outcome of one record to its sender.
+func finish(b *pendingRecord, err error) {
+	switch {
+	case b.then != nil:
+		b.then(err)
+	case err != nil || !b.errOnly:
+		b.done <- err
 	}
 }
 
@@ -359,37 +518,47 @@ func failQueued(q chan *pendingRecord) {
 	for {
 		select {
 		case b := <-q:
-			if b.then != nil {
-				b.then(errProducerClosed)
-			} else {
-				b.done <- errProducerClosed
-			}
+			finish(b, errProducerClosed)
 		default:
 			return
 		}
 	}
 }
 
-// writeAttempts bounds how often a batch is written when the broker
-// refuses it with a retriable error; with retryBackoff the attempts span
-// about two seconds, longer than a leader election.
-const writeAttempts = 8
-
+// retryBackoff is the pause before write attempt+1: short at first (a
+// leader elected a moment ago, an idle connection closed), at most 250 ms so
+// that a broker back from a restart is written to within a quarter second.
 func retryBackoff(attempt int) time.Duration {
-	return min(20*time.Millisecond<<(attempt-1), 500*time.Millisecond)
+	return min(10*time.Millisecond<<(attempt-1), 250*time.Millisecond)
 }
 
-// retriable reports whether err says the broker did not write the batch
-// and may accept it shortly: it is written again then, without risk of a
-// duplicate. A missing topic is not retried: a reply topic whose client is
-// gone fails at once.
+// retriable reports whether a failed write may succeed when tried again:
+// every connection failure (EOF, reset, broken pipe, refused, timeouts: the
+// broker closed an idle connection, restarted or moved a leader) and the
+// broker errors Kafka marks retriable. Not retried: a missing topic (a
+// reply topic whose client is gone fails at once), a record the broker
+// refuses for good (too large, not authorised), TLS certificate failures,
+// and a closed producer.
 func retriable(err error) bool {
-	return errors.Is(err, kafka.NotLeaderForPartition) || errors.Is(err, kafka.LeaderNotAvailable) ||
-		errors.Is(err, kafka.NotEnoughReplicas) || errors.Is(err, kafka.BrokerNotAvailable)
+	var missing errTopicMissing
+	var kerr kafka.Error
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	switch {
+	case err == nil, errors.Is(err, errProducerClosed), errors.As(err, &missing),
+		errors.Is(err, context.Canceled):
+		return false
+	case errors.As(err, &kerr):
+		return kerr.Temporary() && kerr != kafka.UnknownTopicOrPartition
+	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr):
+		return false
+	}
+	return true
 }
 
-func (p *producer) dial(tp topicPartition) (*kafka.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+func (p *producer) dial(tp topicPartition, until time.Time) (*kafka.Conn, error) {
+	ctx, cancel := context.WithDeadline(context.Background(), until)
 	defer cancel()
 	// Look the leader up first: kafka-go's DialLeader retries a missing
 	// topic until its context ends, and a reply topic whose client is gone

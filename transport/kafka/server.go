@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,13 +60,15 @@ type Server struct {
 	stopped        chan struct{}
 
 	stats   serverStats
+	seen    *recentIDs    // request ids taken, until their deadline
+	groups  memberships   // of the group readers, for Ready
 	topics  []TopicSpec   // the request topics, once serving
 	subs    subscriptions // subscriptions.go
 	streams streamServer  // stream.go
 }
 
 type serverStats struct {
-	handled, expired, malformed, replyFailed, commitFailed atomic.Int64
+	handled, expired, malformed, replyFailed, commitFailed, duplicates atomic.Int64
 }
 
 // ServerStats are counters of a Server.
@@ -80,6 +83,14 @@ type ServerStats struct {
 	ReplyFailed int64
 	// CommitFailed counts failed offset commits.
 	CommitFailed int64
+	// Duplicates counts request records skipped because a record with the
+	// same request id was taken before: a client wrote it again after a
+	// write whose outcome it could not know (a connection lost while the
+	// broker stored it).
+	Duplicates int64
+	// ProducerRetries counts produce requests written again after a
+	// retriable failure (a closed connection, a leader moving).
+	ProducerRetries int64
 	// ProduceRequests and RecordsProduced count the produce requests sent
 	// (replies, dead letters) and the records they carried.
 	ProduceRequests, RecordsProduced int64
@@ -127,6 +138,7 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 		work:        make(chan func()),
 		stopWorkers: make(chan struct{}),
 		stopped:     make(chan struct{}),
+		seen:        newRecentIDs(maxRecentIDs),
 	}
 	s.disp = dispatch.NewServer(cfg.logger, dd, s.withEventInterceptor(cfg.interceptors)...)
 	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
@@ -150,9 +162,13 @@ func (s *Server) RegisterService(sd *grpc.ServiceDesc, impl any) {
 	}
 }
 
-// Ready reports whether the server takes requests: Serve has started
-// reading the request topics and not stopped, a broker answers, and the
-// request topics still exist. It suits a readiness probe.
+// Ready reports whether the server takes requests now: Serve has started
+// reading the request topics and not stopped, a broker answers, every
+// partition of the request topics has a leader that answers (its replies
+// and fetches would go through), and this process is a member of each of
+// its consumer groups. Each broker round trip is bounded by a second, so a
+// broker going away turns it to an error within about a second. It suits a
+// readiness probe.
 func (s *Server) Ready(ctx context.Context) error {
 	s.mu.Lock()
 	state, topics := s.state, s.topics
@@ -163,7 +179,14 @@ func (s *Server) Ready(ctx context.Context) error {
 	case topics == nil:
 		return errors.New("kafka: server is not serving yet: Serve has not started, or is still checking its topics")
 	}
-	return checkTopics(ctx, s.base, topics)
+	names := make([]string, len(topics))
+	for i, t := range topics {
+		names[i] = t.Name
+	}
+	if err := leadersReady(ctx, s.base, names); err != nil {
+		return err
+	}
+	return s.groups.check()
 }
 
 // Stats returns the server's counters.
@@ -171,6 +194,7 @@ func (s *Server) Stats() ServerStats {
 	return ServerStats{
 		Handled: s.stats.handled.Load(), Expired: s.stats.expired.Load(), Malformed: s.stats.malformed.Load(),
 		ReplyFailed: s.stats.replyFailed.Load(), CommitFailed: s.stats.commitFailed.Load(),
+		Duplicates: s.stats.duplicates.Load(), ProducerRetries: s.prod.retries.Load(),
 		ProduceRequests: s.prod.requests.Load(), RecordsProduced: s.prod.records.Load(),
 	}
 }
@@ -250,6 +274,7 @@ func (s *Server) Serve(ctx context.Context) error {
 // committer (tracker.go) gathers the offsets of finished records and
 // commits them once per commitInterval.
 func (s *Server) groupReader(group, topic string, queue int) *kafka.Reader {
+	info, errs := s.readerLoggers(s.groups.add(group))
 	return kafka.NewReader(kafka.ReaderConfig{
 		Brokers:               s.brokers,
 		GroupID:               group,
@@ -268,9 +293,8 @@ func (s *Server) groupReader(group, topic string, queue int) *kafka.Reader {
 		ReadBackoffMin:        10 * time.Millisecond,
 		ReadBackoffMax:        500 * time.Millisecond,
 		WatchPartitionChanges: true,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
-		}),
+		Logger:                info,
+		ErrorLogger:           errs,
 	})
 }
 
@@ -383,6 +407,14 @@ func (s *Server) handle(m kafka.Message, done func()) {
 		done()
 		return
 	}
+	if err := s.checkReplyTo(h.replyTo); err != nil {
+		s.stats.malformed.Add(1)
+		reason := fmt.Sprintf("purista-reply-to %q refused: %v", h.replyTo, err)
+		s.cfg.logger.Warn("kafka: request refused; no reply written", "reason", reason, "method", h.method, "id", h.id, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		s.deadLetter(m, reason)
+		done()
+		return
+	}
 	if h.version != protocolVersion {
 		s.replyThen(h, dispatch.Result{Err: status.Errorf(codes.FailedPrecondition, "purista protocol version %q is not supported by this server: it speaks version %s", h.version, protocolVersion)}, done)
 		return
@@ -394,6 +426,18 @@ func (s *Server) handle(m kafka.Message, done func()) {
 		done()
 		return
 	}
+	deadline := h.deadline
+	if deadline.IsZero() {
+		deadline = now.Add(dispatch.MethodTimeout(h.method, s.cfg.defaultTimeout))
+	}
+	if !s.seen.add(h.id, deadline) {
+		// The same request again: the first one's reply answers the
+		// caller. Running it twice is what must not happen.
+		s.stats.duplicates.Add(1)
+		s.cfg.logger.Debug("kafka: request record seen before; skipped", "method", h.method, "id", h.id, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		done()
+		return
+	}
 	method, err := s.disp.Lookup(h.method)
 	if err != nil {
 		if !s.serveStream(h, m) { // stream.go
@@ -401,10 +445,6 @@ func (s *Server) handle(m kafka.Message, done func()) {
 		}
 		done()
 		return
-	}
-	deadline := h.deadline
-	if deadline.IsZero() {
-		deadline = now.Add(dispatch.MethodTimeout(h.method, s.cfg.defaultTimeout))
 	}
 	ctx, cancel := context.WithDeadline(s.handlerCtx, deadline)
 	defer cancel()
@@ -446,14 +486,20 @@ func (s *Server) replyThen(h requestHeaders, res dispatch.Result, then func()) {
 		body = nil
 	}
 	msg := kafka.Message{Value: body, Headers: replyHeaders(h, st, res.Header, res.Trailer)}
-	s.prod.sendThen(h.replyTo, 0, msg, replyTimeout, func(err error) {
+	// The reply is written again after retriable failures for as long as
+	// the caller waits for it.
+	deadline := h.deadline
+	if deadline.IsZero() {
+		deadline = time.Now().Add(dispatch.MethodTimeout(h.method, s.cfg.defaultTimeout))
+	}
+	s.prod.sendThen(h.replyTo, 0, msg, deadline, replyTimeout, func(err error) {
 		if errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) {
 			// Tell the caller instead of leaving it to time out; off the
 			// producer's goroutine, which must not wait for itself.
 			go func() {
 				too := status.Newf(codes.ResourceExhausted, "response of %s (%d bytes) is larger than the reply topic accepts (message.max.bytes): return less per call or raise the limit", h.method, len(body))
 				s.cfg.logger.Warn("kafka: reply too large", "method", h.method, "bytes", len(body))
-				ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+				ctx, cancel := context.WithDeadline(context.Background(), deadline)
 				defer cancel()
 				s.replyWritten(h, s.prod.send(ctx, h.replyTo, 0, kafka.Message{Headers: replyHeaders(h, too, nil, nil)}))
 				then()
@@ -469,10 +515,24 @@ func (s *Server) replyThen(h requestHeaders, res dispatch.Result, then func()) {
 func (s *Server) replyWritten(h requestHeaders, err error) {
 	if err != nil {
 		s.stats.replyFailed.Add(1)
-		s.cfg.logger.Warn("kafka: reply not written; the caller will time out", "reply_to", h.replyTo, "method", h.method, "id", h.id, "error", err)
+		s.cfg.logger.Warn("kafka: reply not written until the caller's deadline; the caller times out", "reply_to", h.replyTo, "method", h.method, "id", h.id, "error", err)
 		return
 	}
 	s.stats.handled.Add(1)
+}
+
+// checkReplyTo refuses a reply topic that is not a client's reply topic by
+// the protocol's naming rule (docs/protocol.md): a reply is never written
+// into a request, event or any other topic a request names.
+func (s *Server) checkReplyTo(topic string) error {
+	prefix := s.cfg.topicPrefix + replyTopicPrefix
+	if !strings.HasPrefix(topic, prefix) || len(topic) == len(prefix) {
+		return fmt.Errorf("a reply topic is named %s<client id>", prefix)
+	}
+	if err := validTopicPart(topic[len(prefix):]); err != nil {
+		return fmt.Errorf("client id part: %w", err)
+	}
+	return nil
 }
 
 func replyHeaders(h requestHeaders, st *status.Status, header, trailer metadata.MD) []kafka.Header {

@@ -1,0 +1,163 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// readyTimeout bounds each broker round trip of a readiness check, so a
+// broker that went away turns the probe to "not ready" within a second
+// instead of after the dial timeout.
+const readyTimeout = time.Second
+
+// leadersReady reports whether a produce to every partition of topics, and
+// a fetch from it, would be answered now: a broker answers, metadata names
+// a leader for every partition, and every such leader accepts a connection
+// and answers. Each missing topic is named in the error.
+func leadersReady(ctx context.Context, b *base, topics []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*readyTimeout)
+	defer cancel()
+	if err := b.pingWithin(ctx, readyTimeout); err != nil {
+		return err
+	}
+	leaders := map[string]bool{}
+	var missing, leaderless []string
+	for _, t := range topics {
+		parts, err := b.prod.lookup(ctx, t)
+		var m errTopicMissing
+		switch {
+		case errors.As(err, &m):
+			missing = append(missing, t)
+			continue
+		case err != nil:
+			return fmt.Errorf("kafka: read metadata of topic %s: %w", t, err)
+		}
+		for _, p := range parts {
+			if p.Leader.Host == "" || p.Leader.ID < 0 {
+				leaderless = append(leaderless, fmt.Sprintf("%s/%d", t, p.ID))
+				continue
+			}
+			leaders[net.JoinHostPort(p.Leader.Host, strconv.Itoa(p.Leader.Port))] = true
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("kafka: topics missing: %s: provision them with `purista topics ensure`", strings.Join(missing, ", "))
+	}
+	if len(leaderless) > 0 {
+		return fmt.Errorf("kafka: partitions without a leader (a broker is down or an election is under way): %s", strings.Join(leaderless, ", "))
+	}
+	for addr := range leaders {
+		if err := b.pingAddr(ctx, addr, readyTimeout); err != nil {
+			return fmt.Errorf("kafka: partition leader %s does not answer: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+// pingWithin is ping with its own bound.
+func (b *base) pingWithin(ctx context.Context, d time.Duration) error {
+	var err error
+	// Every configured broker may be asked: one that is down must not make
+	// the cluster look unreachable while another answers.
+	for range b.brokers {
+		if err = b.pingAddr(ctx, b.prod.broker(), d); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("kafka: cannot reach brokers %s: %w: check the addresses, that a broker is running, and the TLS/SASL settings", strings.Join(b.brokers, ","), err)
+}
+
+// pingAddr dials addr and asks for its API versions.
+func (b *base) pingAddr(ctx context.Context, addr string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	conn, err := b.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(d))
+	_, err = conn.ApiVersions()
+	return err
+}
+
+// membership follows a group reader's membership in its consumer group
+// from kafka-go's log lines, the only place it reports them: a generation
+// starts with "subscribed to topics and partitions" and ends with its
+// heartbeat loop ("stopped heartbeat"), which also ends when a heartbeat
+// fails because the coordinator went away. TestReadinessFollowsTheBroker
+// fails if a kafka-go upgrade changes these lines.
+type membership struct {
+	group  string
+	joined atomic.Bool
+	// since is when joined last changed (unix nanoseconds).
+	since atomic.Int64
+}
+
+func (m *membership) set(joined bool) {
+	if m.joined.Swap(joined) != joined {
+		m.since.Store(time.Now().UnixNano())
+	}
+}
+
+// observe reads one kafka-go log line.
+func (m *membership) observe(msg string) {
+	switch {
+	case strings.HasPrefix(msg, "subscribed to topics and partitions"):
+		m.set(true)
+	case strings.HasPrefix(msg, "stopped heartbeat for group"),
+		strings.HasPrefix(msg, "Failed to join group"),
+		strings.HasPrefix(msg, "Unable to establish connection to consumer group coordinator"):
+		m.set(false)
+	}
+}
+
+// memberships are the group readers of a server.
+type memberships struct {
+	mu  sync.Mutex
+	all []*membership
+}
+
+func (ms *memberships) add(group string) *membership {
+	m := &membership{group: group}
+	ms.mu.Lock()
+	ms.all = append(ms.all, m)
+	ms.mu.Unlock()
+	return m
+}
+
+// check names the groups this process is not a member of now.
+func (ms *memberships) check() error {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	var out []string
+	for _, m := range ms.all {
+		if !m.joined.Load() {
+			out = append(out, m.group)
+		}
+	}
+	if len(out) > 0 {
+		return fmt.Errorf("kafka: not a member of consumer groups %s yet (joining, or the group coordinator is unreachable)", strings.Join(out, ", "))
+	}
+	return nil
+}
+
+// readerLoggers returns the Logger and ErrorLogger of a group reader: both
+// feed its membership; errors are logged at debug level.
+func (s *Server) readerLoggers(m *membership) (kafka.Logger, kafka.Logger) {
+	info := kafka.LoggerFunc(func(msg string, args ...any) { m.observe(msg) })
+	errs := kafka.LoggerFunc(func(msg string, args ...any) {
+		m.observe(msg)
+		s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
+	})
+	return info, errs
+}
