@@ -148,6 +148,9 @@ type eventHeaders struct {
 	name       string
 	source     string
 	published  time.Time
+	// badTime holds a purista-time header that is not milliseconds since
+	// the epoch.
+	badTime    string
 	redriveFor string
 	md         metadata.MD
 }
@@ -167,6 +170,8 @@ func decodeEventHeaders(hs []kafka.Header) eventHeaders {
 		case h.Key == hdrTime:
 			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil {
 				e.published = time.UnixMilli(ms)
+			} else {
+				e.badTime = string(h.Value)
 			}
 		case h.Key == hdrRedriveFor:
 			e.redriveFor = string(h.Value)

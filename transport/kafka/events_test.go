@@ -182,3 +182,63 @@ func TestEventsStopDuringRetry(t *testing.T) {
 		}
 	})
 }
+
+// TestMalformedEventsAreDeadLettered: event records that cannot be handled
+// (no purista-event header, an event the topic does not carry, a garbage
+// purista-time) are dead-lettered at once with the reason, never dropped
+// silently; an empty event message is still delivered.
+func TestMalformedEventsAreDeadLettered(t *testing.T) {
+	kafkatest.Brokers(t, func(t *testing.T, brokers []string) {
+		e := eventEnv{newEnv(t, brokers)}
+		service := eventsv1.BillingService_ServiceDesc.ServiceName
+		ev := eventsv1.OrderPlaced_PuristaEvent
+		billing := &gatedBilling{name: "b", attempts: make(chan string, 10)}
+		billing.healed.Store(true)
+		srv := e.EventServer(t, events.Options{})
+		eventsv1.RegisterBillingServiceServer(srv, billing)
+		srv.Start(t)
+		t.Cleanup(srv.Stop)
+		e.AwaitSubscribers(t, service, ev.Name, 1)
+
+		hdr := func(kv ...string) []kafkago.Header {
+			var hs []kafkago.Header
+			for i := 0; i < len(kv); i += 2 {
+				hs = append(hs, kafkago.Header{Key: kv[i], Value: []byte(kv[i+1])})
+			}
+			return hs
+		}
+		topic := e.prefix + purista.EventTopic(ev)
+		writeRecords(t, brokers, topic,
+			kafkago.Message{Value: []byte("no headers at all")},
+			kafkago.Message{Value: []byte{}, Headers: hdr("purista-version", "1", "purista-id", "e-unknown", "purista-event", "nobody.v1.Unknown")},
+			kafkago.Message{Value: []byte{}, Headers: hdr("purista-version", "1", "purista-id", "e-time", "purista-event", ev.Name, "purista-time", "yesterday")},
+		)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := eventsv1.PublishOrderPlaced(ctx, e.Publisher(t), &eventsv1.OrderPlaced{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case a := <-billing.attempts:
+			if a != "b:" {
+				t.Errorf("subscriber got %q, want the empty event", a)
+			}
+		case <-ctx.Done():
+			t.Fatal("the empty event was not delivered")
+		}
+		var letters []events.DeadLetter
+		waitUntil(t, "three dead letters", func() bool { letters = e.DeadLetters(t, service); return len(letters) >= 3 })
+		for _, l := range letters {
+			if l.Code != codes.InvalidArgument || l.Message == "" {
+				t.Errorf("dead letter %+v: want INVALID_ARGUMENT with the reason", l)
+			}
+			t.Logf("dead letter: %s", l.Message)
+		}
+		if len(letters) != 3 {
+			t.Errorf("%d dead letters, want 3", len(letters))
+		}
+		if n := len(billing.attempts); n != 0 {
+			t.Errorf("subscriber ran %d more times, for malformed records", n)
+		}
+	})
+}

@@ -297,9 +297,16 @@ func (sub *subscription) loop() {
 func (sub *subscription) process(m kafka.Message) bool {
 	sc := &sub.s.subs
 	h := decodeEventHeaders(m.Headers)
-	if h.name != "" && h.name != sub.event.Name {
+	if h.name != "" && h.name != sub.event.Name && !sub.ownTopic() {
+		// Another event sharing a topic named in the contract: not for
+		// this subscription.
 		sc.stats.skipped.Add(1)
 		return true
+	}
+	if reason := sub.malformed(m, h); reason != "" {
+		// Nothing a retry could change: dead-letter it at once, so it is
+		// neither lost silently nor blocking the partition.
+		return sub.deadLetter(m, sub.subs[0], 0, status.Error(codes.InvalidArgument, reason))
 	}
 	handled := false
 	for _, sb := range sub.subs {
@@ -315,6 +322,29 @@ func (sub *subscription) process(m kafka.Message) bool {
 		sc.stats.skipped.Add(1)
 	}
 	return true
+}
+
+// ownTopic reports whether the subscription reads the event's default topic,
+// which carries no other event.
+func (sub *subscription) ownTopic() bool {
+	return sub.topic == sub.s.cfg.topicPrefix+purista.DefaultEventTopic(sub.event.Name)
+}
+
+// malformed says why an event record cannot be delivered to a subscriber,
+// or "" when it can.
+func (sub *subscription) malformed(m kafka.Message, h eventHeaders) string {
+	switch {
+	case h.name == "":
+		return "record is not a purista event: the purista-event header is missing"
+	case h.name != sub.event.Name:
+		return fmt.Sprintf("event %q on topic %s, which carries only %s", h.name, m.Topic, sub.event.Name)
+	case h.badTime != "":
+		return fmt.Sprintf("purista-time %q is not a time in milliseconds since the Unix epoch", h.badTime)
+	}
+	// A null value is not refused: kafka-go reads an empty value (an event
+	// message with every field unset) as null too, so the two cannot be
+	// told apart; both are the empty message.
+	return ""
 }
 
 func (sub *subscription) deliver(m kafka.Message, h eventHeaders, sb eventing.Subscriber) bool {
