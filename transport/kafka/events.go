@@ -143,11 +143,11 @@ func encodeEventHeaders(id, name, source string, at time.Time, md metadata.MD) [
 
 // eventHeaders is an event record's headers, decoded.
 type eventHeaders struct {
-	version    string
-	id         string
-	name       string
-	source     string
-	published  time.Time
+	version   string
+	id        string
+	name      string
+	source    string
+	published time.Time
 	// badTime holds a purista-time header that is not milliseconds since
 	// the epoch.
 	badTime    string
