@@ -283,3 +283,73 @@ func TestIdleWritersEnd(t *testing.T) {
 	waitUntil(t, "their goroutines to end", func() bool { n = runtime.NumGoroutine(); return n <= busy-clients+1 })
 	t.Logf("goroutines: %d with %d writers, %d once they ended", busy, writers, n)
 }
+
+// TestReadinessFollowsTheBroker: Ready of a server and of a client turns to
+// an error within about a second of the broker going away, stays so while
+// it is gone, and turns back once the broker is back and the server has
+// rejoined its group; calls are answered again then.
+func TestReadinessFollowsTheBroker(t *testing.T) {
+	dir := t.TempDir()
+	b, err := embedded.Start(embedded.WithDataDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := b.Addrs()
+	_, port, _ := net.SplitHostPort(addrs[0])
+	portN, _ := strconv.Atoi(port)
+	var b2 *embedded.Broker
+	t.Cleanup(func() {
+		b.Close()
+		if b2 != nil {
+			b2.Close()
+		}
+	})
+	_, srv, _, conn, c := echoPair(t, addrs)
+	ctx := context.Background()
+	waitUntil(t, "the server to be ready", func() bool { return srv.Ready(ctx) == nil })
+	if err := conn.Ready(ctx); err != nil {
+		t.Fatalf("client Ready with the broker up = %v", err)
+	}
+
+	b.Close()
+	gone := time.Now()
+	waitUntil(t, "the server to be not ready", func() bool { return srv.Ready(ctx) != nil })
+	if d := time.Since(gone); d > 1500*time.Millisecond {
+		t.Errorf("server Ready took %v to notice the broker went away, want about a second at most", d)
+	}
+	if err := conn.Ready(ctx); err == nil {
+		t.Errorf("client Ready with the broker gone = nil")
+	}
+
+	// The outage lasts long enough for heartbeats and fetches to fail.
+	time.Sleep(2 * time.Second)
+	b2, err = embedded.Start(embedded.WithDataDir(dir), embedded.WithPort(portN))
+	if err != nil {
+		t.Fatalf("restart the broker on port %d: %v", portN, err)
+	}
+	back := time.Now()
+	var errs []string
+	waitUntil(t, "the server to be ready again", func() bool {
+		err := srv.Ready(ctx)
+		if err != nil && (len(errs) == 0 || errs[len(errs)-1] != err.Error()) {
+			errs = append(errs, err.Error())
+		}
+		return err == nil
+	})
+	t.Logf("readiness errors after the restart: %q", errs)
+	ready := time.Since(back)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Echo(cctx, &testingv1.EchoRequest{Message: "after the restart"}); err != nil {
+		t.Fatalf("call after the broker came back: %v", err)
+	}
+	t.Logf("broker back → server ready %v, → first call answered %v", ready, time.Since(back))
+	// Without removing the member id left behind, the group waits for its
+	// session timeout (6 s) before anyone reads the partitions again.
+	if ready > 2500*time.Millisecond {
+		t.Errorf("server took %v after the broker came back to be ready, want well under the 6 s session timeout", ready)
+	}
+	if err := conn.Ready(ctx); err != nil {
+		t.Errorf("client Ready after the restart = %v", err)
+	}
+}

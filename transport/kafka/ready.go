@@ -154,10 +154,58 @@ func (ms *memberships) check() error {
 // readerLoggers returns the Logger and ErrorLogger of a group reader: both
 // feed its membership; errors are logged at debug level.
 func (s *Server) readerLoggers(m *membership) (kafka.Logger, kafka.Logger) {
-	info := kafka.LoggerFunc(func(msg string, args ...any) { m.observe(msg) })
+	info := kafka.LoggerFunc(func(msg string, args ...any) {
+		m.observe(msg)
+		if strings.HasPrefix(msg, "Leaving group") && len(args) == 2 {
+			if member, ok := args[1].(string); ok {
+				go s.removeStaleMember(m.group, member)
+			}
+		}
+	})
 	errs := kafka.LoggerFunc(func(msg string, args ...any) {
 		m.observe(msg)
 		s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
 	})
 	return info, errs
+}
+
+// staleMemberPatience bounds how long a server tries to remove a member id
+// it left behind: past the session timeout the broker has removed it.
+const staleMemberPatience = 2 * time.Minute
+
+// removeStaleMember makes sure member leaves group. kafka-go leaves the
+// group and joins again under a new member id whenever a generation ends
+// with an error; when the coordinator was unreachable (a broker restart)
+// that leave fails, the old id stays in the group, and the broker holds the
+// next rebalance until the old id's session times out (6 s or more):
+// meanwhile nobody reads the group's partitions. Sending the leave again
+// once the coordinator answers lets the rebalance finish at once. Repeating
+// a leave that succeeded is harmless: the broker answers UNKNOWN_MEMBER_ID.
+func (s *Server) removeStaleMember(group, member string) {
+	ctx := s.fetchCtx
+	if ctx.Err() != nil {
+		return // stopping: kafka-go's own leave is the one that counts
+	}
+	give := time.Now().Add(staleMemberPatience)
+	for time.Now().Before(give) {
+		rctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		resp, err := s.kc.LeaveGroup(rctx, &kafka.LeaveGroupRequest{GroupID: group, Members: []kafka.LeaveGroupRequestMember{{ID: member}}})
+		cancel()
+		if err == nil {
+			err = resp.Error
+			for _, mr := range resp.Members {
+				if err == nil {
+					err = mr.Error
+				}
+			}
+		}
+		if err == nil || errors.Is(err, kafka.UnknownMemberId) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
