@@ -90,6 +90,7 @@ type Cluster struct {
 	libs      string
 	log4j     string
 	clusterID string
+	version   string // from the pom until a broker logs its own
 	nodes     []*node
 
 	mu     sync.Mutex
@@ -160,8 +161,13 @@ func Launch(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	version, err := Version(root)
+	if err != nil {
+		return nil, err
+	}
 	c := &Cluster{
 		cfg:       cfg,
+		version:   version,
 		libs:      libs,
 		log4j:     filepath.Join(root, "scripts", "kafka", "log4j2.properties"),
 		clusterID: newClusterID(),
@@ -280,6 +286,20 @@ func (c *Cluster) Proxy(i int) *faultproxy.Proxy { return c.nodes[i].proxy }
 // LogFile returns the path of node i's broker log.
 func (c *Cluster) LogFile(i int) string { return filepath.Join(c.nodes[i].dir, "server.log") }
 
+// Version returns the Kafka version the first node logged at start-up
+// ("Kafka version: ..."), or the one scripts/kafka/pom.xml pins.
+func (c *Cluster) Version() string {
+	b, err := os.ReadFile(c.LogFile(0))
+	if err == nil {
+		if m := loggedVersionRE.FindSubmatch(b); m != nil {
+			return string(m[1])
+		}
+	}
+	return c.version
+}
+
+var loggedVersionRE = regexp.MustCompile(`Kafka version: (\S+)`)
+
 // Dir returns the directory holding the nodes' configuration, data and logs.
 func (c *Cluster) Dir() string { return c.cfg.Dir }
 
@@ -345,7 +365,9 @@ func (c *Cluster) StartNode(i int) error {
 	// Pdeathsig: if the test binary dies (a go test -timeout panic, a
 	// kill) the kernel kills the broker too, instead of leaving a JVM
 	// holding ports and memory.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Setpgid: a Ctrl-C in the terminal goes to the foreground process
+	// group; the brokers stay out of it and end when the harness says.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	fmt.Fprintf(out, "--- cluster: starting node %d at %s\n", i, time.Now().Format(time.RFC3339Nano))
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("cluster: start node %d: %w", i, err)

@@ -47,7 +47,7 @@ func Start(t testing.TB, cfg Config) *Cluster {
 		if errors.Is(err, ErrNoJava) && os.Getenv(EnvRequire) != "1" {
 			t.Skipf("broker fault suite skipped: %v", err)
 		}
-		t.Logf("%s", tails(cfg.Dir, 60))
+		t.Logf("%s", TailLogs(cfg.Dir, 60))
 		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() {
@@ -61,9 +61,11 @@ func Start(t testing.TB, cfg Config) *Cluster {
 
 // Tails returns the last n lines of every node's broker log and JVM output,
 // for a failure report.
-func (c *Cluster) Tails(n int) string { return tails(c.cfg.Dir, n) }
+func (c *Cluster) Tails(n int) string { return TailLogs(c.cfg.Dir, n) }
 
-func tails(dir string, n int) string {
+// TailLogs is [Cluster.Tails] for a cluster's directory, for when Launch
+// failed and there is no Cluster.
+func TailLogs(dir string, n int) string {
 	var b bytes.Buffer
 	for i := 0; ; i++ {
 		nd := filepath.Join(dir, fmt.Sprintf("node-%d", i))
