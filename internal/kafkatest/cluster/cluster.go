@@ -105,8 +105,9 @@ type node struct {
 	ctrl     int // CONTROLLER listener port
 	proxy    *faultproxy.Proxy
 
-	mu   sync.Mutex
-	proc *process // nil when not started or after Stop/Kill
+	mu     sync.Mutex
+	proc   *process // nil when not started or after Stop/Kill
+	frozen bool     // stopped with SIGSTOP by Freeze
 }
 
 // process is one JVM run of a node.
@@ -424,11 +425,14 @@ func (c *Cluster) pause(i int, sig syscall.Signal) error {
 	if err := c.check(i); err != nil {
 		return err
 	}
-	pid := c.PID(i)
-	if pid == 0 {
+	nd := c.nodes[i]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.proc == nil {
 		return fmt.Errorf("cluster: node %d is not running", i)
 	}
-	return syscall.Kill(pid, sig)
+	nd.frozen = sig == syscall.SIGSTOP
+	return nd.proc.cmd.Process.Signal(sig)
 }
 
 // Running reports whether node i's process is alive.
@@ -460,6 +464,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal, grace time.Duration) error {
 		return fmt.Errorf("cluster: node %d is not running (StartNode starts it)", i)
 	}
 	nd.proc = nil
+	nd.frozen = false
 	select {
 	case <-p.done:
 		return fmt.Errorf("cluster: node %d had already exited (%v); see %s", i, p.err, c.LogFile(i))
@@ -516,8 +521,9 @@ func (c *Cluster) Close() {
 }
 
 // WaitReady waits until every node that was started (and not stopped or
-// killed since) answers ApiVersions and Metadata on its own listener, and
-// each one's metadata lists all of them as live brokers. It fails at once
+// killed since; frozen ones included, so Thaw them first) answers
+// ApiVersions and Metadata on its own listener, and each one's metadata
+// lists all of them as live brokers. It fails at once
 // when a node's process has exited without being told to, or when no node
 // is running.
 func (c *Cluster) WaitReady(ctx context.Context) error {
@@ -678,8 +684,11 @@ func (c *Cluster) InSync(ctx context.Context, topic string, partition int) ([]in
 	return out, nil
 }
 
-// WaitInSync waits until every partition of topic has all its replicas in
-// sync, for example before a test takes the next broker away.
+// WaitInSync waits until every running node's metadata shows every
+// partition of topic with a leader and all its replicas in sync, for
+// example before a test takes the next broker away. Each node learns
+// metadata on its own: a topic one node knows may be unknown to the next
+// for a moment, and kafka-go's Writer fails rather than retries then.
 func (c *Cluster) WaitInSync(ctx context.Context, topic string) error {
 	var last error
 	for {
@@ -696,16 +705,40 @@ func (c *Cluster) WaitInSync(ctx context.Context, topic string) error {
 }
 
 func (c *Cluster) allInSync(ctx context.Context, topic string) error {
-	parts, err := c.partitions(ctx, topic)
-	if err != nil {
-		return err
-	}
-	for _, p := range parts {
-		if len(p.Isr) != len(p.Replicas) {
-			return fmt.Errorf("partition %d: %d of %d replicas in sync", p.ID, len(p.Isr), len(p.Replicas))
+	asked := 0
+	for _, i := range c.answering() {
+		parts, err := c.partitionsFrom(ctx, i, topic)
+		if err != nil {
+			return err
 		}
+		if len(parts) == 0 {
+			return fmt.Errorf("node %d does not know %s yet", i, topic)
+		}
+		for _, p := range parts {
+			if p.Leader.ID <= 0 || len(p.Isr) != len(p.Replicas) {
+				return fmt.Errorf("node %d: partition %d: leader %d, %d of %d replicas in sync", i, p.ID, p.Leader.ID-1, len(p.Isr), len(p.Replicas))
+			}
+		}
+		asked++
+	}
+	if asked == 0 {
+		return errors.New("no node is running")
 	}
 	return nil
+}
+
+// answering returns the nodes that are running and not frozen.
+func (c *Cluster) answering() []int {
+	var out []int
+	for i, nd := range c.nodes {
+		nd.mu.Lock()
+		frozen := nd.frozen
+		nd.mu.Unlock()
+		if !frozen && c.Running(i) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 func (c *Cluster) partition(ctx context.Context, topic string, partition int) (kafka.Partition, error) {
@@ -721,23 +754,13 @@ func (c *Cluster) partition(ctx context.Context, topic string, partition int) (k
 	return kafka.Partition{}, fmt.Errorf("cluster: %s has no partition %d", topic, partition)
 }
 
-// partitions reads topic's partitions from the first running node that
-// answers.
+// partitions reads topic's partitions from the first answering node.
 func (c *Cluster) partitions(ctx context.Context, topic string) ([]kafka.Partition, error) {
 	var errs []error
-	for i := range c.nodes {
-		if !c.Running(i) {
-			continue
-		}
-		conn, err := c.dialNode(ctx, i)
+	for _, i := range c.answering() {
+		parts, err := c.partitionsFrom(ctx, i, topic)
 		if err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		parts, err := conn.ReadPartitions(topic)
-		conn.Close()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("node %d: %w", i, err))
 			continue
 		}
 		return parts, nil
@@ -748,9 +771,22 @@ func (c *Cluster) partitions(ctx context.Context, topic string) ([]kafka.Partiti
 	return nil, fmt.Errorf("cluster: metadata of %s: %w", topic, errors.Join(errs...))
 }
 
+func (c *Cluster) partitionsFrom(ctx context.Context, i int, topic string) ([]kafka.Partition, error) {
+	conn, err := c.dialNode(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	parts, err := conn.ReadPartitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("node %d: %w", i, err)
+	}
+	return parts, nil
+}
+
 // CreateTopic creates a topic with the cluster's replication (3, or 1 on a
-// one-node cluster) and waits until every partition has a leader and all
-// replicas in sync.
+// one-node cluster) and waits until every node knows it with a leader and
+// all replicas in sync ([Cluster.WaitInSync]).
 func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int) error {
 	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
 	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
@@ -764,6 +800,20 @@ func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int) 
 		return fmt.Errorf("cluster: create topic %s: %w", name, err)
 	}
 	return c.WaitInSync(ctx, name)
+}
+
+// FastFailover returns broker settings that make the controller fence a
+// killed or frozen node after 3 s instead of Kafka's 9 s
+// (broker.session.timeout.ms, heartbeats every 500 ms instead of 2 s), for
+// scenarios that take many nodes away and would otherwise spend most of
+// their time waiting. Kafka's defaults are what production clusters run;
+// use this where the election's length is not what the test is about.
+// Pass it as Config.BrokerProps (or merge it into yours).
+func FastFailover() map[string]string {
+	return map[string]string{
+		"broker.session.timeout.ms":    "3000",
+		"broker.heartbeat.interval.ms": "500",
+	}
 }
 
 // Props is a server.properties file: keys in the order they were set.

@@ -142,6 +142,33 @@ func TestThreeNodes(t *testing.T) {
 		t.Logf("figure: stopped node restart until back in sync %.1fs", time.Since(t0).Seconds())
 	})
 
+	t.Run("freeze the leader", func(t *testing.T) {
+		leader, err := c.LeaderOf(ctx, topic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		if err := c.Freeze(leader); err != nil {
+			t.Fatal(err)
+		}
+		next, err := c.WaitLeader(ctx, topic, 0, leader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("figure: leader election after SIGSTOP of node %d: %.1fs (node %d leads)", leader, time.Since(t0).Seconds(), next)
+		if err := c.Thaw(leader); err != nil {
+			t.Fatal(err)
+		}
+		t0 = time.Now()
+		if err := c.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitInSync(ctx, topic); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("figure: thawed node back in sync %.1fs", time.Since(t0).Seconds())
+	})
+
 	t.Run("proxy reset", func(t *testing.T) {
 		leader, err := c.LeaderOf(ctx, topic, 0)
 		if err != nil {
