@@ -7,12 +7,19 @@
 #                                          PURISTA_KAFKA_VERSION exported,
 #                                          stop Kafka, delete its data, exit
 #                                          with the command's status
+#   scripts/kafka.sh cluster run [flags] -- <command...>
+#                                          the same with three KRaft nodes
+#                                          (replication 3, min.insync.replicas
+#                                          2) and PURISTA_KAFKA_CLUSTER_BROKERS
+#                                          exported; flags: -nodes 1|3,
+#                                          -proxied, -keep, -timeout 90s
+#                                          (internal/kafkatest/cmd/kafkacluster)
 #   scripts/kafka.sh fetch                 only resolve the jars into the cache
 #   scripts/kafka.sh check                 exit 0 if Java 17+ and Maven are
 #                                          usable, else print why and exit 1
 #
-# `run` exits 125 when the broker could not be started (so callers can tell
-# that apart from the command failing).
+# `run` and `cluster run` exit 125 when the brokers could not be started (so
+# callers can tell that apart from the command failing).
 #
 # Needs Java 17+ and Maven. The broker jars come from Maven Central
 # (org.apache.kafka:kafka_2.13, see scripts/kafka/pom.xml) into the ignored
@@ -21,6 +28,7 @@
 # Environment:
 #   KAFKA_START_TIMEOUT   seconds to wait for the broker (default 90)
 #   KAFKA_HEAP_OPTS       JVM heap flags (default -Xms128m -Xmx512m)
+# (`cluster run` takes -timeout instead; its nodes use -Xms64m -Xmx256m each.)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -240,10 +248,31 @@ run() {
 	return "$rc"
 }
 
+# cluster runs the command next to a three-node cluster. The nodes are
+# started by the Go harness the fault tests use (internal/kafkatest/cluster),
+# so the cluster's settings live in one place.
+cluster() {
+	[[ ${1:-} == run ]] || usage
+	shift
+	need_tools
+	fetch
+	local bin=$root/.cache/bin/kafkacluster
+	(cd "$root" && go build -o "$bin" ./internal/kafkatest/cmd/kafkacluster) ||
+		{ say "could not build internal/kafkatest/cmd/kafkacluster"; exit 125; }
+	# exec: signals reach the launcher, which stops the command and then
+	# the brokers.
+	cd "$root"
+	exec "$bin" "$@"
+}
+
 case ${1:-} in
 run)
 	shift
 	run "$@"
+	;;
+cluster)
+	shift
+	cluster "$@"
 	;;
 check)
 	why=$(missing_tools)
