@@ -101,13 +101,25 @@ func (p *producer) broker() string {
 
 const metadataRefresh = time.Minute
 
-// lookup asks a broker for the partitions of topic.
+// lookup asks a broker for the partitions of topic. A topic one broker
+// does not know is asked of the others before it counts as missing: a
+// broker learns of a topic created a moment ago (a new client's reply
+// topic) a little after the controller, and a broker just restarted
+// catches up on metadata.
 func (p *producer) lookup(ctx context.Context, topic string) ([]kafka.Partition, error) {
-	parts, err := p.dialer.LookupPartitions(ctx, "tcp", p.broker(), topic)
-	if errors.Is(err, kafka.UnknownTopicOrPartition) || (err == nil && len(parts) == 0) {
-		return nil, errTopicMissing{topic}
+	var err error
+	for range p.brokers {
+		var parts []kafka.Partition
+		parts, err = p.dialer.LookupPartitions(ctx, "tcp", p.broker(), topic)
+		if errors.Is(err, kafka.UnknownTopicOrPartition) || (err == nil && len(parts) == 0) {
+			err = errTopicMissing{topic}
+			continue
+		}
+		if err == nil {
+			return parts, nil
+		}
 	}
-	return parts, err
+	return nil, err
 }
 
 // partitions returns the partition ids of topic, from a cache refreshed
@@ -420,6 +432,7 @@ func (cw *connWriter) close() {
 func (cw *connWriter) writeBatch(batch []*pendingRecord) {
 	p := cw.p
 	var err error
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		latest := time.Time{}
 		for _, b := range batch {
@@ -428,7 +441,7 @@ func (cw *connWriter) writeBatch(batch []*pendingRecord) {
 			}
 		}
 		err = cw.write(batch, latest)
-		if err == nil || !retriable(err) {
+		if err == nil || !(retriable(err) || missingWithinGrace(err, start)) {
 			break
 		}
 		// Give up the records whose caller stopped waiting; keep the rest
@@ -523,6 +536,17 @@ func failQueued(q chan *pendingRecord) {
 			return
 		}
 	}
+}
+
+// missingTopicGrace is how long a write to a topic no broker knows is
+// tried again: a topic created a moment ago by another process may not
+// have reached every broker's metadata yet. A reply topic whose client is
+// gone fails after it.
+const missingTopicGrace = 1500 * time.Millisecond
+
+func missingWithinGrace(err error, start time.Time) bool {
+	var missing errTopicMissing
+	return (errors.As(err, &missing) || errors.Is(err, kafka.UnknownTopicOrPartition)) && time.Since(start) < missingTopicGrace
 }
 
 // retryBackoff is the pause before write attempt+1: short at first (a

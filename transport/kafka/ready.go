@@ -101,6 +101,15 @@ type membership struct {
 	joined atomic.Bool
 	// since is when joined last changed (unix nanoseconds).
 	since atomic.Int64
+	// owned is what the sticky balancer tells the group's leader.
+	owned ownership
+}
+
+// ownedPartitions returns the partitions the reader was last assigned.
+func (m *membership) ownedPartitions() []int {
+	m.owned.mu.Lock()
+	defer m.owned.mu.Unlock()
+	return append([]int(nil), m.owned.owned...)
 }
 
 func (m *membership) set(joined bool) {
@@ -109,10 +118,14 @@ func (m *membership) set(joined bool) {
 	}
 }
 
-// observe reads one kafka-go log line.
-func (m *membership) observe(msg string) {
+// observe reads one kafka-go log line (format and arguments).
+func (m *membership) observe(msg string, args ...any) {
 	switch {
 	case strings.HasPrefix(msg, "subscribed to topics and partitions"):
+		owned := ownedFromLog(fmt.Sprintf(msg, args...))
+		m.owned.mu.Lock()
+		m.owned.owned = owned
+		m.owned.mu.Unlock()
 		m.set(true)
 	case strings.HasPrefix(msg, "stopped heartbeat for group"),
 		strings.HasPrefix(msg, "Failed to join group"),
@@ -155,7 +168,7 @@ func (ms *memberships) check() error {
 // feed its membership; errors are logged at debug level.
 func (s *Server) readerLoggers(m *membership) (kafka.Logger, kafka.Logger) {
 	info := kafka.LoggerFunc(func(msg string, args ...any) {
-		m.observe(msg)
+		m.observe(msg, args...)
 		if strings.HasPrefix(msg, "Leaving group") && len(args) == 2 {
 			if member, ok := args[1].(string); ok {
 				go s.removeStaleMember(m.group, member)
@@ -163,7 +176,7 @@ func (s *Server) readerLoggers(m *membership) (kafka.Logger, kafka.Logger) {
 		}
 	})
 	errs := kafka.LoggerFunc(func(msg string, args ...any) {
-		m.observe(msg)
+		m.observe(msg, args...)
 		s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
 	})
 	return info, errs
@@ -179,14 +192,41 @@ const staleMemberPatience = 2 * time.Minute
 // that leave fails, the old id stays in the group, and the broker holds the
 // next rebalance until the old id's session times out (6 s or more):
 // meanwhile nobody reads the group's partitions. Sending the leave again
-// once the coordinator answers lets the rebalance finish at once. Repeating
-// a leave that succeeded is harmless: the broker answers UNKNOWN_MEMBER_ID.
+// once the coordinator answers lets the rebalance finish at once. It waits
+// staleMemberDelay after the coordinator first answers, so that the other
+// instances, which lost the broker at the same moment, have joined again
+// too: the rebalance then ends with every instance in the group and the
+// sticky balancer leaves each partition with its owner, instead of a
+// rebalance with the first instance back owning everything. Repeating a
+// leave that succeeded is harmless: the broker answers UNKNOWN_MEMBER_ID.
 func (s *Server) removeStaleMember(group, member string) {
 	ctx := s.fetchCtx
 	if ctx.Err() != nil {
 		return // stopping: kafka-go's own leave is the one that counts
 	}
+	pause := func(d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
 	give := time.Now().Add(staleMemberPatience)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		_, err := s.kc.DescribeGroups(rctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(give) || !pause(200*time.Millisecond) {
+			return
+		}
+	}
+	if !pause(staleMemberDelay) {
+		return
+	}
 	for time.Now().Before(give) {
 		rctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		resp, err := s.kc.LeaveGroup(rctx, &kafka.LeaveGroupRequest{GroupID: group, Members: []kafka.LeaveGroupRequestMember{{ID: member}}})
@@ -202,10 +242,12 @@ func (s *Server) removeStaleMember(group, member string) {
 		if err == nil || errors.Is(err, kafka.UnknownMemberId) {
 			return
 		}
-		select {
-		case <-ctx.Done():
+		if !pause(200 * time.Millisecond) {
 			return
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
+
+// staleMemberDelay is how long a server waits, once the coordinator is
+// back, before it removes its member id left behind; see removeStaleMember.
+const staleMemberDelay = 500 * time.Millisecond

@@ -274,8 +274,10 @@ func (s *Server) Serve(ctx context.Context) error {
 // committer (tracker.go) gathers the offsets of finished records and
 // commits them once per commitInterval.
 func (s *Server) groupReader(group, topic string, queue int) *kafka.Reader {
-	info, errs := s.readerLoggers(s.groups.add(group))
+	m := s.groups.add(group)
+	info, errs := s.readerLoggers(m)
 	return kafka.NewReader(kafka.ReaderConfig{
+		GroupBalancers:        []kafka.GroupBalancer{&stickyBalancer{clientID: s.cfg.clientID, m: m}, kafka.RangeGroupBalancer{}},
 		Brokers:               s.brokers,
 		GroupID:               group,
 		Topic:                 topic,
