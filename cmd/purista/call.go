@@ -113,7 +113,10 @@ func callOnce(cmd *cobra.Command, c *typeSet, md protoreflect.MethodDescriptor, 
 	fullMethod := "/" + service + "/" + string(md.Name())
 	desc, known := purista.LookupService(service)
 	if !known {
-		desc = describe(md.Parent().(protoreflect.ServiceDescriptor))
+		var err error
+		if desc, err = c.describe(md.Parent().(protoreflect.ServiceDescriptor)); err != nil {
+			return err
+		}
 		if err := purista.RegisterService(desc); err != nil {
 			return err
 		}

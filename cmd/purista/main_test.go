@@ -232,7 +232,10 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := describe(md.Parent().(protoreflect.ServiceDescriptor))
+	got, err := c.describe(md.Parent().(protoreflect.ServiceDescriptor))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := usersv1.UsersService_PuristaService
 	if got.Name != want.Name || got.RequestTopic != want.RequestTopic || got.Partitions != want.Partitions || len(got.Methods) != len(want.Methods) {
 		t.Fatalf("described %+v, generated %+v", got, want)
