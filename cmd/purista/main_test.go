@@ -27,6 +27,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/embedded"
 	usersv1 "github.com/purista-go/purista/examples/contracts/gen/users/v1"
 	"github.com/purista-go/purista/examples/system"
@@ -55,7 +56,7 @@ func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
 
 func TestVersion(t *testing.T) {
 	out, _, code := cli(t, "--version")
-	if code != 0 || !strings.HasPrefix(out, "purista 0.1.0 ") {
+	if code != 0 || !strings.HasPrefix(out, "purista "+purista.Version+" ") {
 		t.Errorf("purista --version: exit %d, %q", code, out)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/examples/contracts"
 	"github.com/purista-go/purista/internal/contract"
 )
 
@@ -48,12 +49,12 @@ func loadContracts(descriptorSet string) (*typeSet, error) {
 }
 
 // services returns the full names of the services worth listing: for the
-// compiled-in contracts those registered with purista, otherwise every
+// compiled-in contracts those of examples/contracts, otherwise every
 // service of the set.
 func (c *typeSet) services() []string {
 	var names []string
 	if c.dynamic == nil {
-		for _, s := range purista.Services() {
+		for _, s := range contracts.Services() {
 			names = append(names, s.Name)
 		}
 		return names
@@ -164,6 +165,20 @@ func (r chainResolver) FindExtensionByNumber(m protoreflect.FullName, f protoref
 		return xt, nil
 	}
 	return r.first.FindExtensionByNumber(m, f)
+}
+
+// contract returns purista's description of a service: the generated one
+// for the compiled-in contracts, else the set's, from describe.
+func (c *typeSet) contract(sd protoreflect.ServiceDescriptor) (*purista.Service, error) {
+	if c.dynamic != nil {
+		return c.describe(sd)
+	}
+	for _, s := range contracts.Services() {
+		if s.Name == string(sd.FullName()) {
+			return s, nil
+		}
+	}
+	return nil, usageError{fmt.Errorf("%s is compiled into purista without its purista contract; call it with --descriptor-set", sd.FullName())}
 }
 
 // describe returns purista's description of a service of the set, read
