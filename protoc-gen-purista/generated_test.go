@@ -105,13 +105,9 @@ func TestGeneratedEchoServesOverInproc(t *testing.T) {
 // plugin change that is not regenerated fails here and not only in
 // make check-generated.
 func TestCommittedGenIsCurrent(t *testing.T) {
-	buf, plugin := bufBinary(t), pluginBinary(t)
-	googleapisDir(t)
 	root := repoRoot(t)
-	image := filepath.Join(t.TempDir(), "image.binpb")
-	mustRun(t, root, nil, buf, "build", "--as-file-descriptor-set", "-o", image)
-	protos := caseProtos(t, filepath.Join(root, "proto"))
-	resp := runPlugin(t, plugin, image, protos, "paths=source_relative")
+	dir := filepath.Join(root, "proto")
+	resp := respond(compileRequest(t, dir, caseProtos(t, dir), "paths=source_relative"))
 	if resp.Error != nil {
 		t.Fatalf("plugin failed on the repository's protos: %s", resp.GetError())
 	}
