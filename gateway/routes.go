@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/contract"
 )
 
 // Route is one compiled HTTP route: a google.api.http binding of a method.
@@ -52,16 +52,17 @@ type route struct {
 // that declares HTTP bindings without a RegisterHTTP function and on two
 // bindings of the same verb and path template, which grpc-gateway would
 // otherwise resolve silently in favour of the later one.
-func buildRoutes(services []*purista.Service, topicOf func(*purista.Service) string, defTimeout, maxTimeout time.Duration) ([]*route, error) {
+func buildRoutes(services []Service, topicOf func(*purista.Service) string, defTimeout, maxTimeout time.Duration) ([]*route, error) {
 	var out []*route
 	seen := map[string]*route{}
-	for _, s := range services {
+	for _, svc := range services {
+		s := svc.Contract
 		topic := topicOf(s)
 		for _, m := range s.Methods {
 			if len(m.HTTP) == 0 {
 				continue
 			}
-			if s.RegisterHTTP == nil {
+			if svc.RegisterHTTP == nil {
 				return nil, fmt.Errorf("gateway: service %s declares HTTP bindings for %s but has no RegisterHTTP: run protoc-gen-grpc-gateway and protoc-gen-purista on its contract", s.Name, m.Name)
 			}
 			timeout := m.Timeout
@@ -83,7 +84,10 @@ func buildRoutes(services []*purista.Service, topicOf func(*purista.Service) str
 					Public:     m.Public,
 				}}
 				r.label = r.Route.String()
-				key := r.Verb + " " + normalizePattern(r.Path)
+				key, err := contract.RouteKey(r.Verb, r.Path)
+				if err != nil {
+					return nil, fmt.Errorf("gateway: route of %s: %w", r.FullMethod, err)
+				}
 				if old, ok := seen[key]; ok {
 					return nil, fmt.Errorf("gateway: route %s of %s conflicts with %s of %s: give one of them another path", r.label, r.FullMethod, old.label, old.FullMethod)
 				}
@@ -94,12 +98,6 @@ func buildRoutes(services []*purista.Service, topicOf func(*purista.Service) str
 	}
 	return out, nil
 }
-
-var varNameRE = regexp.MustCompile(`\{[^=}]*`)
-
-// normalizePattern drops variable names so that "/v1/{id}" and "/v1/{name}"
-// compare equal: they match the same requests.
-func normalizePattern(p string) string { return varNameRE.ReplaceAllString(p, "{") }
 
 // reqState travels in the request context from the gateway's handler
 // through grpc-gateway's generated code to the connection wrapper and the

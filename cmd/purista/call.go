@@ -22,7 +22,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -111,12 +110,9 @@ contract, else 10s. Errors print the status with its details and exit 1.`,
 func callOnce(cmd *cobra.Command, c *typeSet, md protoreflect.MethodDescriptor, req, resp proto.Message, out metadata.MD, kf *kafkaFlags, timeout time.Duration, verbose bool) error {
 	service := string(md.Parent().FullName())
 	fullMethod := "/" + service + "/" + string(md.Name())
-	desc, known := purista.LookupService(service)
-	if !known {
-		desc = describe(md.Parent().(protoreflect.ServiceDescriptor))
-		if err := purista.RegisterService(desc); err != nil {
-			return err
-		}
+	desc, err := c.contract(md.Parent().(protoreflect.ServiceDescriptor))
+	if err != nil {
+		return err
 	}
 	if timeout <= 0 {
 		timeout = defaultCallTimeout
@@ -138,7 +134,7 @@ func callOnce(cmd *cobra.Command, c *typeSet, md protoreflect.MethodDescriptor, 
 	}
 	dctx, cancel := context.WithTimeout(ctx, kf.timeout+5*time.Second)
 	defer cancel()
-	conn, err := kafka.Dial(dctx, brokers, append([]kafka.ClientOption{kafka.WithLogger(logger)}, toClient(kf.options())...)...)
+	conn, err := kafka.Dial(dctx, brokers, append([]kafka.ClientOption{kafka.WithLogger(logger), kafka.WithContracts(desc)}, toClient(kf.options())...)...)
 	if err != nil {
 		return fmt.Errorf("connecting to Kafka at %s: %w", strings.Join(brokers, ","), err)
 	}

@@ -254,7 +254,7 @@ func (d *dev) runKafka(ctx context.Context) error {
 	}
 
 	// Ready when every service answered a call through Kafka.
-	conn, err := kafka.Dial(ctx, brokers, kafka.WithLogger(discardLogger()))
+	conn, err := kafka.Dial(ctx, brokers, kafka.WithLogger(discardLogger()), kafka.WithContracts(contracts.Services()...))
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/embedded"
 	usersv1 "github.com/purista-go/purista/examples/contracts/gen/users/v1"
 	"github.com/purista-go/purista/examples/system"
@@ -55,7 +56,7 @@ func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
 
 func TestVersion(t *testing.T) {
 	out, _, code := cli(t, "--version")
-	if code != 0 || !strings.HasPrefix(out, "purista 0.1.0 ") {
+	if code != 0 || !strings.HasPrefix(out, "purista "+purista.Version+" ") {
 		t.Errorf("purista --version: exit %d, %q", code, out)
 	}
 }
@@ -232,7 +233,10 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := describe(md.Parent().(protoreflect.ServiceDescriptor))
+	got, err := c.describe(md.Parent().(protoreflect.ServiceDescriptor))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := usersv1.UsersService_PuristaService
 	if got.Name != want.Name || got.RequestTopic != want.RequestTopic || got.Partitions != want.Partitions || len(got.Methods) != len(want.Methods) {
 		t.Fatalf("described %+v, generated %+v", got, want)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/examples/contracts"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -45,7 +45,7 @@ deploying, as the brokers never create them on their own.`,
 			opts := append(kf.options(), kafka.WithEnsureTopics(partitions, replication))
 			ctx, cancel := context.WithTimeout(ctx, kf.timeout+30e9)
 			defer cancel()
-			results, err := kafka.EnsureTopics(ctx, brokers, purista.Services(), purista.Events(), opts...)
+			results, err := kafka.EnsureTopics(ctx, brokers, contracts.Services(), contracts.Events(), opts...)
 			out := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tRESULT")

@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -16,7 +14,8 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/purista-go/purista"
-	puristav1 "github.com/purista-go/purista/gen/purista/v1"
+	"github.com/purista-go/purista/examples/contracts"
+	"github.com/purista-go/purista/internal/contract"
 )
 
 // typeSet finds services and message types: those compiled into this
@@ -50,12 +49,12 @@ func loadContracts(descriptorSet string) (*typeSet, error) {
 }
 
 // services returns the full names of the services worth listing: for the
-// compiled-in contracts those registered with purista, otherwise every
+// compiled-in contracts those of examples/contracts, otherwise every
 // service of the set.
 func (c *typeSet) services() []string {
 	var names []string
 	if c.dynamic == nil {
-		for _, s := range purista.Services() {
+		for _, s := range contracts.Services() {
 			names = append(names, s.Name)
 		}
 		return names
@@ -168,64 +167,41 @@ func (r chainResolver) FindExtensionByNumber(m protoreflect.FullName, f protoref
 	return r.first.FindExtensionByNumber(m, f)
 }
 
-// describe returns purista's description of a service of a descriptor set,
-// read from its (purista.v1.service) and (purista.v1.method) options, so
-// that calls go to the right topic with the right key and timeout — what
-// the generated code does for compiled-in contracts.
-func describe(sd protoreflect.ServiceDescriptor) *purista.Service {
-	s := &purista.Service{Name: string(sd.FullName()), RequestTopic: purista.DefaultRequestTopic(string(sd.FullName()))}
-	if so, _ := proto.GetExtension(sd.Options(), puristav1.E_Service).(*puristav1.ServiceOptions); so != nil {
-		if so.GetTopic() != "" {
-			s.RequestTopic = so.GetTopic()
-		}
-		s.Partitions, s.ReplicationFactor = so.GetPartitions(), int16(so.GetReplicationFactor())
+// contract returns purista's description of a service: the generated one
+// for the compiled-in contracts, else the set's, from describe.
+func (c *typeSet) contract(sd protoreflect.ServiceDescriptor) (*purista.Service, error) {
+	if c.dynamic != nil {
+		return c.describe(sd)
 	}
-	for i := 0; i < sd.Methods().Len(); i++ {
-		md := sd.Methods().Get(i)
-		m := &purista.Method{
-			Name:            string(md.Name()),
-			FullMethod:      "/" + s.Name + "/" + string(md.Name()),
-			ClientStreaming: md.IsStreamingClient(),
-			ServerStreaming: md.IsStreamingServer(),
+	for _, s := range contracts.Services() {
+		if s.Name == string(sd.FullName()) {
+			return s, nil
 		}
-		if mo, _ := proto.GetExtension(md.Options(), puristav1.E_Method).(*puristav1.MethodOptions); mo != nil {
-			m.Timeout = mo.GetTimeout().AsDuration()
-			m.Idempotent = mo.GetIdempotent()
-			m.Public = mo.GetPublic()
-			if fd := md.Input().Fields().ByName(protoreflect.Name(mo.GetPartitionKey())); fd != nil && !fd.IsList() && !fd.IsMap() {
-				m.PartitionKeyField, m.PartitionKey = string(fd.Name()), keyOf(fd)
-			}
-		}
-		s.Methods = append(s.Methods, m)
 	}
-	return s
+	return nil, usageError{fmt.Errorf("%s is compiled into purista without its purista contract; call it with --descriptor-set", sd.FullName())}
 }
 
-// keyOf returns the partition key of a request as docs/plugin.md defines
-// it: strings as they are, bytes raw, numbers in decimal, bools as
-// true/false, enums by number.
-func keyOf(fd protoreflect.FieldDescriptor) func(proto.Message) []byte {
-	return func(req proto.Message) []byte {
-		m := req.ProtoReflect()
-		if m.Descriptor().FullName() != fd.ContainingMessage().FullName() {
-			return nil
-		}
-		v := m.Get(m.Descriptor().Fields().ByNumber(fd.Number()))
-		switch fd.Kind() {
-		case protoreflect.StringKind:
-			return []byte(v.String())
-		case protoreflect.BytesKind:
-			return slices.Clone(v.Bytes())
-		case protoreflect.BoolKind:
-			return strconv.AppendBool(nil, v.Bool())
-		case protoreflect.EnumKind:
-			return strconv.AppendInt(nil, int64(v.Enum()), 10)
-		case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
-			protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-			return strconv.AppendInt(nil, v.Int(), 10)
-		case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-			return strconv.AppendUint(nil, v.Uint(), 10)
-		}
-		return nil
+// describe returns purista's description of a service of the set, read
+// from its (purista.v1.service) and (purista.v1.method) options by the same
+// model the plugin generates code from, so that calls go to the right topic
+// with the right key and timeout, and a contract the plugin would refuse is
+// refused here too.
+func (c *typeSet) describe(sd protoreflect.ServiceDescriptor) (*purista.Service, error) {
+	var files []protoreflect.FileDescriptor
+	c.files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		files = append(files, fd)
+		return true
+	})
+	path := sd.ParentFile().Path()
+	model, err := contract.Build(files, contract.Options{
+		Include: func(fd protoreflect.FileDescriptor) bool { return fd.Path() == path },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s in %s breaks purista's contract rules; fix the contract and rebuild the set:\n%w", path, c.source, err)
 	}
+	s := model.Service(sd.FullName())
+	if s == nil {
+		return nil, fmt.Errorf("service %s is not declared in %s of %s", sd.FullName(), path, c.source)
+	}
+	return s.Describe(), nil
 }

@@ -3,7 +3,6 @@ package dispatch
 import (
 	"context"
 	"io"
-	"runtime/debug"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -19,8 +18,7 @@ type StreamMethod struct {
 	FullMethod string
 	Service    string
 	Name       string
-	// Contract is the method's purista description, nil when the service's
-	// generated purista code is not linked in.
+	// Contract is the method's purista description (see Method.Contract).
 	Contract *purista.Method
 
 	svc  *service
@@ -50,7 +48,7 @@ func (s *Server) LookupStream(fullMethod string) (StreamMethod, error) {
 	case sd.ClientStreams:
 		return StreamMethod{}, status.Errorf(codes.Unimplemented, "method %s %s", fullMethod, ClientStreamingUnimplemented)
 	}
-	_, contract, _ := purista.LookupMethod(fullMethod)
+	_, contract, _ := s.contracts.Method(fullMethod)
 	return StreamMethod{FullMethod: fullMethod, Service: svcName, Name: name, Contract: contract, svc: svc, desc: sd}, nil
 }
 
@@ -90,8 +88,7 @@ func (s *Server) CallStream(ctx context.Context, m StreamMethod, dec func(any) e
 	st.ctx = grpc.NewContextWithServerTransportStream(ctx, transportStream{st})
 	defer func() {
 		if r := recover(); r != nil {
-			s.logger.ErrorContext(ctx, "stream handler panicked", "method", m.FullMethod, "panic", r, "stack", string(debug.Stack()))
-			res.Err = status.Errorf(codes.Internal, "handler for %s panicked: %v", m.FullMethod, r)
+			res.Err = Panicked(ctx, s.logger, m.FullMethod, r)
 		}
 		st.mu.Lock()
 		if !st.headerSent {

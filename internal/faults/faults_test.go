@@ -66,7 +66,8 @@ func startSystem(t *testing.T, c *cluster.Cluster, l *ledger, instances int) *sy
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := kafka.Dial(ctx, c.Brokers(), kafka.WithTopicPrefix(prefix), kafka.WithLogger(quietLogger()))
+	conn, err := kafka.Dial(ctx, c.Brokers(), kafka.WithTopicPrefix(prefix), kafka.WithLogger(quietLogger()),
+		kafka.WithContracts(testingv1.EchoService_PuristaService))
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}

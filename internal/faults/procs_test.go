@@ -83,7 +83,8 @@ func serveEcho(ctx context.Context, brokers []string, prefix string, log *slog.L
 		return err
 	}
 	defer f.Close()
-	srv, err := kafka.NewServer(brokers, kafka.WithTopicPrefix(prefix), kafka.WithLogger(log), kafka.WithEnsureTopics(3, -1))
+	srv, err := kafka.NewServer(brokers, kafka.WithTopicPrefix(prefix), kafka.WithLogger(log), kafka.WithEnsureTopics(3, -1),
+		kafka.WithContracts(testingv1.EchoService_PuristaService))
 	if err != nil {
 		return err
 	}
@@ -92,11 +93,13 @@ func serveEcho(ctx context.Context, brokers []string, prefix string, log *slog.L
 }
 
 func serveGateway(ctx context.Context, brokers []string, prefix string, log *slog.Logger) error {
-	conn, err := kafka.Dial(ctx, brokers, kafka.WithTopicPrefix(prefix), kafka.WithLogger(log))
+	conn, err := kafka.Dial(ctx, brokers, kafka.WithTopicPrefix(prefix), kafka.WithLogger(log),
+		kafka.WithContracts(testingv1.EchoService_PuristaService))
 	if err != nil {
 		return err
 	}
-	g, err := gateway.New(conn, gateway.WithServices(testingv1.EchoService_PuristaService), gateway.WithLogger(log))
+	g, err := gateway.New(conn, gateway.WithServices(gateway.Service{Contract: testingv1.EchoService_PuristaService, RegisterHTTP: testingv1.RegisterEchoServiceHTTP}),
+		gateway.WithLogger(log))
 	if err != nil {
 		_ = conn.Close()
 		return err

@@ -140,7 +140,7 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 		stopped:     make(chan struct{}),
 		seen:        newRecentIDs(maxRecentIDs),
 	}
-	s.disp = dispatch.NewServer(cfg.logger, dd, s.withEventInterceptor(cfg.interceptors)...)
+	s.disp = dispatch.NewServer(cfg.logger, dd, b.contracts, s.withEventInterceptor(cfg.interceptors)...)
 	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
 	return s, nil
@@ -224,11 +224,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	services := make([]*purista.Service, 0, len(names))
 	for _, n := range names {
-		if d, ok := purista.LookupService(n); ok {
-			services = append(services, d)
-		} else {
-			services = append(services, &purista.Service{Name: n})
-		}
+		d, _ := s.contracts.Service(n) // registration required one
+		services = append(services, d)
 	}
 	specs := servicesTopics(s.base, services)
 	if s.cfg.ensureTopics {
@@ -430,7 +427,7 @@ func (s *Server) handle(m kafka.Message, done func()) {
 	}
 	deadline := h.deadline
 	if deadline.IsZero() {
-		deadline = now.Add(dispatch.MethodTimeout(h.method, s.cfg.defaultTimeout))
+		deadline = now.Add(s.contracts.MethodTimeout(h.method, s.cfg.defaultTimeout))
 	}
 	if !s.seen.add(h.id, deadline) {
 		// The same request again: the first one's reply answers the
@@ -492,7 +489,7 @@ func (s *Server) replyThen(h requestHeaders, res dispatch.Result, then func()) {
 	// the caller waits for it.
 	deadline := h.deadline
 	if deadline.IsZero() {
-		deadline = time.Now().Add(dispatch.MethodTimeout(h.method, s.cfg.defaultTimeout))
+		deadline = time.Now().Add(s.contracts.MethodTimeout(h.method, s.cfg.defaultTimeout))
 	}
 	s.prod.sendThen(h.replyTo, 0, msg, deadline, replyTimeout, func(err error) {
 		if errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) {
