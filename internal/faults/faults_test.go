@@ -350,7 +350,7 @@ func TestFaults(t *testing.T) {
 		res := s.finish()
 		results = append(results, res)
 		if r := res["leader-kill"]; r != nil {
-			leaderPause = r.maxPause
+			leaderPause = r.maxWait
 		}
 	})
 

@@ -224,7 +224,10 @@ type result struct {
 	callerGone     int // HTTP calls in flight through a killed gateway
 	doubles        int // ids executed more than once
 	unexplained    int
-	maxPause       time.Duration // longest time without a successful answer
+	// maxWait is the longest a caller waited, for an answer or for its
+	// deadline: a partition paused by a fault shows as the wait of the
+	// calls sent when it began (at least the deadline when they failed).
+	maxWait time.Duration
 	examples       []string
 }
 
@@ -246,10 +249,10 @@ func (l *ledger) analyse(count map[string]int, by map[string][]*proc) map[string
 		return res[s]
 	}
 	sort.Slice(l.calls, func(i, j int) bool { return l.calls[i].sent.Before(l.calls[j].sent) })
-	lastOK := map[string]time.Time{}
 	for _, c := range l.calls {
 		r := get(c.scenario)
 		r.calls++
+		r.maxWait = max(r.maxWait, c.done.Sub(c.sent))
 		n := count[c.id]
 		if n > 1 {
 			r.doubles++
@@ -259,13 +262,6 @@ func (l *ledger) analyse(count map[string]int, by map[string][]*proc) map[string
 			if n == 0 {
 				r.unexplained++
 				r.example("%s answered OK but never executed", c.id)
-			}
-			key := c.scenario + "/" + c.path
-			if last, ok := lastOK[key]; ok && c.done.Sub(last) > r.maxPause {
-				r.maxPause = c.done.Sub(last)
-			}
-			if c.done.After(lastOK[key]) {
-				lastOK[key] = c.done
 			}
 			continue
 		}
@@ -325,8 +321,8 @@ func (l *ledger) explained(c *call) bool {
 }
 
 func (r *result) String() string {
-	s := fmt.Sprintf("%-18s calls %5d  failed %4d  lost %d  lost-with-killed-instance %d  caller-gone %d  double %d  unexplained %d  max-pause %v",
-		r.scenario, r.calls, r.failed, r.lost, r.lostWithKilled, r.callerGone, r.doubles, r.unexplained, r.maxPause.Round(time.Millisecond))
+	s := fmt.Sprintf("%-18s calls %5d  failed %4d  lost %d  lost-with-killed-instance %d  caller-gone %d  double %d  unexplained %d  longest-wait %v",
+		r.scenario, r.calls, r.failed, r.lost, r.lostWithKilled, r.callerGone, r.doubles, r.unexplained, r.maxWait.Round(time.Millisecond))
 	if len(r.examples) > 0 {
 		s += "\n    " + strings.Join(r.examples, "\n    ")
 	}

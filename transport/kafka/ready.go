@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -167,8 +168,12 @@ func (ms *memberships) check() error {
 // readerLoggers returns the Logger and ErrorLogger of a group reader: both
 // feed its membership; errors are logged at debug level.
 func (s *Server) readerLoggers(m *membership) (kafka.Logger, kafka.Logger) {
+	debug := s.cfg.logger.Enabled(context.Background(), slog.LevelDebug)
 	info := kafka.LoggerFunc(func(msg string, args ...any) {
 		m.observe(msg, args...)
+		if debug && groupLine(msg) {
+			s.cfg.logger.Debug("kafka-go: " + strings.TrimSpace(fmt.Sprintf(msg, args...)))
+		}
 		if strings.HasPrefix(msg, "Leaving group") && len(args) == 2 {
 			if member, ok := args[1].(string); ok {
 				go s.removeStaleMember(m.group, member)
@@ -180,6 +185,18 @@ func (s *Server) readerLoggers(m *membership) (kafka.Logger, kafka.Logger) {
 		s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
 	})
 	return info, errs
+}
+
+// groupLine reports whether a kafka-go log line is about group membership
+// (joining, leaving, assignments): worth a debug line, unlike the fetch
+// chatter.
+func groupLine(msg string) bool {
+	for _, p := range []string{"Joined group", "Leaving group", "subscribed to topics", "stopped heartbeat", "selected as leader", "Failed to", "Unable to"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // staleMemberPatience bounds how long a server tries to remove a member id
