@@ -86,14 +86,19 @@ test-kafka: ## Run only the tests that use a real Apache Kafka broker (needs Jav
 		| awk '/ github.com\/purista-go\/purista\/internal\/kafkatest( |$$)/ { print $$1 }'); \
 	PURISTA_REQUIRE_KAFKA=1 PURISTA_KAFKA_ONLY=1 scripts/kafka.sh run -- scripts/gotest.sh $$pkgs
 
-# The example system on the embedded broker: gateway first, services a
-# moment later, the demo's requests printed, then it keeps running until
-# Ctrl-C. DEMO_FLAGS=--monolith runs it in one process instead.
+# The example system on the embedded broker, run by `purista dev` from
+# examples/purista.yaml as a user's system is: gateway first, the demo
+# driver (examples/demo) printing its requests as curl commands, the
+# services a second later; then it keeps running until Ctrl-C.
+# MONOLITH=1 runs it in one process instead (examples/purista.monolith.yaml).
+# The contracts image is written from the compiled-in descriptors, so the
+# demo needs only Go (purista dev would otherwise build it with buf).
 DEMO_FLAGS ?=
 demo: ## Run the example system and its demo requests on the embedded broker (needs only Go).
 	@echo "building bin/purista (the first build compiles every dependency: a minute or two on 2 cores)"
 	@go build -o bin/purista ./cmd/purista
-	@bin/purista dev --demo $(DEMO_FLAGS)
+	@mkdir -p .cache && go run ./examples/contracts/image -o .cache/examples.binpb
+	@cd examples && ../bin/purista dev --demo --image ../.cache/examples.binpb $(if $(MONOLITH),-f purista.monolith.yaml) $(DEMO_FLAGS)
 
 bench: ## Run benchmarks and print the figure: lines they emit.
 	@mkdir -p .cache

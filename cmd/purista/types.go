@@ -1,139 +1,18 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/purista-go/purista"
 	puristav1 "github.com/purista-go/purista/gen/purista/v1"
 )
-
-// typeSet finds services and message types: those compiled into this
-// binary, or those of a descriptor set (buf build -o set.binpb, or protoc
-// --include_imports --descriptor_set_out).
-type typeSet struct {
-	files *protoregistry.Files
-	// dynamic is set for a descriptor set: messages are dynamicpb messages
-	// and services unknown to purista are described from their options.
-	dynamic *dynamicpb.Types
-	source  string
-}
-
-func loadContracts(descriptorSet string) (*typeSet, error) {
-	if descriptorSet == "" {
-		return &typeSet{files: protoregistry.GlobalFiles, source: "the contracts compiled into purista"}, nil
-	}
-	data, err := os.ReadFile(descriptorSet)
-	if err != nil {
-		return nil, fmt.Errorf("reading the descriptor set: %w", err)
-	}
-	var set descriptorpb.FileDescriptorSet
-	if err := proto.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("%s is not a binary FileDescriptorSet (%v): build one with `buf build -o set.binpb` or `protoc --include_imports --descriptor_set_out=set.binpb`", descriptorSet, err)
-	}
-	files, err := protodesc.NewFiles(&set)
-	if err != nil {
-		return nil, fmt.Errorf("the descriptor set %s is incomplete (%v): build it with its imports (buf build does; protoc needs --include_imports)", descriptorSet, err)
-	}
-	return &typeSet{files: files, dynamic: dynamicpb.NewTypes(files), source: descriptorSet}, nil
-}
-
-// services returns the full names of the services worth listing: for the
-// compiled-in contracts those registered with purista, otherwise every
-// service of the set.
-func (c *typeSet) services() []string {
-	var names []string
-	if c.dynamic == nil {
-		for _, s := range purista.Services() {
-			names = append(names, s.Name)
-		}
-		return names
-	}
-	c.files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		for i := 0; i < fd.Services().Len(); i++ {
-			names = append(names, string(fd.Services().Get(i).FullName()))
-		}
-		return true
-	})
-	sort.Strings(names)
-	return names
-}
-
-// method resolves "pkg.Service/Method" ("/pkg.Service/Method" and
-// "pkg.Service.Method" too).
-func (c *typeSet) method(name string) (protoreflect.MethodDescriptor, error) {
-	s := strings.TrimPrefix(name, "/")
-	var svc, m string
-	if i := strings.LastIndexByte(s, '/'); i >= 0 {
-		svc, m = s[:i], s[i+1:]
-	} else if i := strings.LastIndexByte(s, '.'); i >= 0 {
-		svc, m = s[:i], s[i+1:]
-	}
-	if svc == "" || m == "" {
-		return nil, usageError{fmt.Errorf("%q is no method name: write package.Service/Method, e.g. users.v1.UsersService/GetUser", name)}
-	}
-	d, err := c.files.FindDescriptorByName(protoreflect.FullName(svc))
-	sd, ok := d.(protoreflect.ServiceDescriptor)
-	if err != nil || !ok {
-		return nil, usageError{fmt.Errorf("unknown service %s in %s; the services are: %s (purista call --list shows every method)",
-			svc, c.source, strings.Join(c.services(), ", "))}
-	}
-	md := sd.Methods().ByName(protoreflect.Name(m))
-	if md == nil {
-		var ms []string
-		for i := 0; i < sd.Methods().Len(); i++ {
-			ms = append(ms, string(sd.Methods().Get(i).Name()))
-		}
-		hint := ""
-		for _, cand := range ms {
-			if strings.EqualFold(cand, m) {
-				hint = fmt.Sprintf(" (did you mean %s/%s?)", svc, cand)
-			}
-		}
-		return nil, usageError{fmt.Errorf("unknown method %s of %s%s; its methods are: %s", m, svc, hint, strings.Join(ms, ", "))}
-	}
-	if md.IsStreamingClient() || md.IsStreamingServer() {
-		return nil, usageError{fmt.Errorf("%s/%s is a streaming method: purista call makes unary calls", svc, m)}
-	}
-	return md, nil
-}
-
-// newMessage returns an empty message of the type: the generated Go type
-// for compiled-in contracts (the transport reads partition keys through it),
-// a dynamic message for a descriptor set.
-func (c *typeSet) newMessage(md protoreflect.MessageDescriptor) (proto.Message, error) {
-	if c.dynamic == nil {
-		mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName())
-		if err != nil {
-			return nil, fmt.Errorf("message type %s is not compiled in: %w", md.FullName(), err)
-		}
-		return mt.New().Interface(), nil
-	}
-	return dynamicpb.NewMessage(md), nil
-}
-
-// resolver resolves Any and extension types: the set's first, then the
-// compiled-in ones (google.rpc error details among them).
-func (c *typeSet) resolver() interface {
-	protoregistry.MessageTypeResolver
-	protoregistry.ExtensionTypeResolver
-} {
-	if c.dynamic == nil {
-		return protoregistry.GlobalTypes
-	}
-	return chainResolver{c.dynamic, protoregistry.GlobalTypes}
-}
 
 type chainResolver struct {
 	first  *dynamicpb.Types
@@ -168,11 +47,12 @@ func (r chainResolver) FindExtensionByNumber(m protoreflect.FullName, f protoref
 	return r.first.FindExtensionByNumber(m, f)
 }
 
-// describe returns purista's description of a service of a descriptor set,
-// read from its (purista.v1.service) and (purista.v1.method) options, so
-// that calls go to the right topic with the right key and timeout — what
-// the generated code does for compiled-in contracts.
-func describe(sd protoreflect.ServiceDescriptor) *purista.Service {
+// describe returns purista's description of a service, read from its
+// (purista.v1.service) and (purista.v1.method) options and its
+// google.api.http bindings: what protoc-gen-purista generates, so that calls
+// go to the right topic with the right key and timeout, and routes and
+// topics are the ones the services serve.
+func describe(files *protoregistry.Files, sd protoreflect.ServiceDescriptor) *purista.Service {
 	s := &purista.Service{Name: string(sd.FullName()), RequestTopic: purista.DefaultRequestTopic(string(sd.FullName()))}
 	if so, _ := proto.GetExtension(sd.Options(), puristav1.E_Service).(*puristav1.ServiceOptions); so != nil {
 		if so.GetTopic() != "" {
@@ -187,6 +67,7 @@ func describe(sd protoreflect.ServiceDescriptor) *purista.Service {
 			FullMethod:      "/" + s.Name + "/" + string(md.Name()),
 			ClientStreaming: md.IsStreamingClient(),
 			ServerStreaming: md.IsStreamingServer(),
+			HTTP:            httpRules(md),
 		}
 		if mo, _ := proto.GetExtension(md.Options(), puristav1.E_Method).(*puristav1.MethodOptions); mo != nil {
 			m.Timeout = mo.GetTimeout().AsDuration()
@@ -195,10 +76,25 @@ func describe(sd protoreflect.ServiceDescriptor) *purista.Service {
 			if fd := md.Input().Fields().ByName(protoreflect.Name(mo.GetPartitionKey())); fd != nil && !fd.IsList() && !fd.IsMap() {
 				m.PartitionKeyField, m.PartitionKey = string(fd.Name()), keyOf(fd)
 			}
+			m.Event = eventRef(files, sd.ParentFile().Package(), mo.GetEmitEvent())
+			m.Subscribe = eventRef(files, sd.ParentFile().Package(), mo.GetSubscribe())
 		}
 		s.Methods = append(s.Methods, m)
 	}
 	return s
+}
+
+// eventRef resolves the event an emit_event or subscribe option names, as
+// the plugin does: a full name, or a name relative to the package.
+func eventRef(files *protoregistry.Files, pkg protoreflect.FullName, ref string) string {
+	name := strings.TrimPrefix(ref, ".")
+	if name == "" {
+		return ""
+	}
+	if _, err := files.FindDescriptorByName(protoreflect.FullName(name)); err != nil && pkg != "" {
+		return string(pkg) + "." + name
+	}
+	return name
 }
 
 // keyOf returns the partition key of a request as docs/plugin.md defines
