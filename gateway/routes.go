@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/contract"
 )
 
 // Route is one compiled HTTP route: a google.api.http binding of a method.
@@ -83,7 +83,10 @@ func buildRoutes(services []*purista.Service, topicOf func(*purista.Service) str
 					Public:     m.Public,
 				}}
 				r.label = r.Route.String()
-				key := r.Verb + " " + normalizePattern(r.Path)
+				key, err := contract.RouteKey(r.Verb, r.Path)
+				if err != nil {
+					return nil, fmt.Errorf("gateway: route of %s: %w", r.FullMethod, err)
+				}
 				if old, ok := seen[key]; ok {
 					return nil, fmt.Errorf("gateway: route %s of %s conflicts with %s of %s: give one of them another path", r.label, r.FullMethod, old.label, old.FullMethod)
 				}
@@ -94,12 +97,6 @@ func buildRoutes(services []*purista.Service, topicOf func(*purista.Service) str
 	}
 	return out, nil
 }
-
-var varNameRE = regexp.MustCompile(`\{[^=}]*`)
-
-// normalizePattern drops variable names so that "/v1/{id}" and "/v1/{name}"
-// compare equal: they match the same requests.
-func normalizePattern(p string) string { return varNameRE.ReplaceAllString(p, "{") }
 
 // reqState travels in the request context from the gateway's handler
 // through grpc-gateway's generated code to the connection wrapper and the

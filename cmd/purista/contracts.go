@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -21,7 +20,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/purista-go/purista"
-	puristav1 "github.com/purista-go/purista/gen/purista/v1"
+	"github.com/purista-go/purista/internal/contract"
 )
 
 // contractSet is what the CLI knows of the user's contracts: the
@@ -107,83 +106,39 @@ func parseImage(data []byte, source string) (*contractSet, error) {
 }
 
 // readContracts is the one place the CLI turns descriptors into services,
-// events, topics and routes.
+// events, topics and routes: with internal/contract, the model the plugin
+// generates code from, so the CLI refuses what the plugin refuses and
+// describes every service and event as the generated code does.
 func readContracts(set *descriptorpb.FileDescriptorSet, source string) (*contractSet, error) {
 	files, err := protodesc.NewFiles(set)
 	if err != nil {
 		return nil, fmt.Errorf("the contracts in %s are incomplete (%v): build them with their imports (buf build does; protoc needs --include_imports)", source, err)
 	}
-	c := &contractSet{files: files, types: dynamicpb.NewTypes(files), source: source}
+	var fds []protoreflect.FileDescriptor
 	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		for i := 0; i < fd.Services().Len(); i++ {
-			c.services = append(c.services, describe(files, fd.Services().Get(i)))
-		}
-		c.events = append(c.events, describeEvents(fd.Messages())...)
+		fds = append(fds, fd)
 		return true
 	})
+	// protoregistry ranges in no fixed order; the model reports problems
+	// and route conflicts in the order of the files.
+	sort.Slice(fds, func(i, j int) bool { return fds[i].Path() < fds[j].Path() })
+	model, err := contract.Build(fds, contract.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("the contracts in %s break purista's contract rules; fix them and build again:\n%w", source, err)
+	}
+	c := &contractSet{files: files, types: dynamicpb.NewTypes(files), source: source}
+	for _, s := range model.Services() {
+		c.services = append(c.services, s.Describe())
+	}
+	for _, e := range model.Events() {
+		c.events = append(c.events, e.Describe())
+	}
 	sort.Slice(c.services, func(i, j int) bool { return c.services[i].Name < c.services[j].Name })
 	sort.Slice(c.events, func(i, j int) bool { return c.events[i].Name < c.events[j].Name })
 	if len(c.services) == 0 && len(c.events) == 0 {
 		return nil, fmt.Errorf("the contracts in %s declare no service and no event: is it the right module?", source)
 	}
 	return c, nil
-}
-
-// describeEvents returns the messages, nested ones too, marked with
-// (purista.v1.message).event.
-func describeEvents(msgs protoreflect.MessageDescriptors) []*purista.Event {
-	var out []*purista.Event
-	for i := 0; i < msgs.Len(); i++ {
-		md := msgs.Get(i)
-		if mo, _ := proto.GetExtension(md.Options(), puristav1.E_Message).(*puristav1.MessageOptions); mo.GetEvent() {
-			e := &purista.Event{Name: string(md.FullName()), Topic: purista.DefaultEventTopic(string(md.FullName())),
-				Partitions: mo.GetPartitions(), ReplicationFactor: int16(mo.GetReplicationFactor())}
-			if mo.GetTopic() != "" {
-				e.Topic = mo.GetTopic()
-			}
-			if fd := md.Fields().ByName(protoreflect.Name(mo.GetPartitionKey())); fd != nil && !fd.IsList() && !fd.IsMap() {
-				e.PartitionKeyField, e.PartitionKey = string(fd.Name()), keyOf(fd)
-			}
-			out = append(out, e)
-		}
-		out = append(out, describeEvents(md.Messages())...)
-	}
-	return out
-}
-
-// httpRules returns a method's google.api.http bindings, primary first.
-func httpRules(md protoreflect.MethodDescriptor) []purista.HTTPRule {
-	rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-	if rule == nil {
-		return nil
-	}
-	var out []purista.HTTPRule
-	var add func(r *annotations.HttpRule)
-	add = func(r *annotations.HttpRule) {
-		h := purista.HTTPRule{Body: r.GetBody(), ResponseBody: r.GetResponseBody()}
-		switch p := r.GetPattern().(type) {
-		case *annotations.HttpRule_Get:
-			h.Method, h.Pattern = "GET", p.Get
-		case *annotations.HttpRule_Put:
-			h.Method, h.Pattern = "PUT", p.Put
-		case *annotations.HttpRule_Post:
-			h.Method, h.Pattern = "POST", p.Post
-		case *annotations.HttpRule_Delete:
-			h.Method, h.Pattern = "DELETE", p.Delete
-		case *annotations.HttpRule_Patch:
-			h.Method, h.Pattern = "PATCH", p.Patch
-		case *annotations.HttpRule_Custom:
-			h.Method, h.Pattern = p.Custom.GetKind(), p.Custom.GetPath()
-		}
-		if h.Pattern != "" {
-			out = append(out, h)
-		}
-	}
-	add(rule)
-	for _, r := range rule.GetAdditionalBindings() {
-		add(r)
-	}
-	return out
 }
 
 // method resolves "pkg.Service/Method" ("/pkg.Service/Method" and
