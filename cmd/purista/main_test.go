@@ -495,3 +495,29 @@ func TestTopicsGC(t *testing.T) {
 		t.Fatalf("--idle 1m: exit %d, %s", code, stderr)
 	}
 }
+
+// TestTopicsPlan: plan reports what ensure would create and how an
+// existing topic differs from the contracts, and changes nothing.
+func TestTopicsPlan(t *testing.T) {
+	addr := broker(t)
+	img := image(t)
+	kafkatest.CreateTopic(t, []string{addr}, "purista.rpc.orders.v1.OrdersService", 2)
+	out, stderr, code := cli(t, "topics", "plan", "--image", img, "--brokers", addr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"purista.rpc.users.v1.UsersService                  3           default      -       create",
+		"purista.rpc.orders.v1.OrdersService                2           1            -       exists, differs: has 2 partitions, 6 wanted",
+		"5 topics: ensure would create 4; 1 exist, 1 of them differ from the contracts",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	// Nothing was created.
+	out, _, _ = cli(t, "topics", "plan", "--image", img, "--brokers", addr)
+	if !strings.Contains(out, "ensure would create 4") {
+		t.Errorf("plan changed the cluster:\n%s", out)
+	}
+}
