@@ -51,6 +51,22 @@ func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
+// cliWants runs the command line in this process, which must succeed, and
+// checks that its output holds every one of want.
+func cliWants(t *testing.T, args []string, want ...string) string {
+	t.Helper()
+	out, stderr, code := cli(t, args...)
+	if code != 0 {
+		t.Fatalf("purista %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("purista %s prints no %q:\n%s", strings.Join(args, " "), w, out)
+		}
+	}
+	return out
+}
+
 func TestVersion(t *testing.T) {
 	out, _, code := cli(t, "--version")
 	if code != 0 || !strings.HasPrefix(out, "purista 0.1.0 ") {
@@ -130,23 +146,14 @@ func broker(t *testing.T, services ...string) string {
 func TestTopicsEnsure(t *testing.T) {
 	img := image(t)
 	addr := broker(t)
-	out, stderr, code := cli(t, "topics", "ensure", "--image", img, "--brokers", addr)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for _, want := range []string{
+	cliWants(t, []string{"topics", "ensure", "--image", img, "--brokers", addr},
 		"purista.rpc.orders.v1.OrdersService                6           created",
 		"purista.rpc.users.v1.UsersService                  3           created",
 		"purista.event.orders.v1.OrderPlaced                3           created",
 		"purista.dlq.notifications.v1.NotificationsService  3           created",
-		"5 topics: 5 created, 0 already existed",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("first run lacks %q:\n%s", want, out)
-		}
-	}
+		"5 topics: 5 created, 0 already existed")
 	// Idempotent: a second run changes nothing and says so.
-	out, stderr, code = cli(t, "topics", "ensure", "--image", img, "--brokers", addr)
+	out, stderr, code := cli(t, "topics", "ensure", "--image", img, "--brokers", addr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -502,21 +509,13 @@ func TestTopicsPlan(t *testing.T) {
 	addr := broker(t)
 	img := image(t)
 	kafkatest.CreateTopic(t, []string{addr}, "purista.rpc.orders.v1.OrdersService", 2)
-	out, stderr, code := cli(t, "topics", "plan", "--image", img, "--brokers", addr)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for _, want := range []string{
+	plan := []string{"topics", "plan", "--image", img, "--brokers", addr}
+	cliWants(t, plan,
 		"purista.rpc.users.v1.UsersService                  3           default      -       create",
 		"purista.rpc.orders.v1.OrdersService                2           1            -       exists, differs: has 2 partitions, 6 wanted",
-		"5 topics: ensure would create 4; 1 exist, 1 of them differ from the contracts",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("plan lacks %q:\n%s", want, out)
-		}
-	}
+		"5 topics: ensure would create 4; 1 exist, 1 of them differ from the contracts")
 	// Nothing was created.
-	out, _, _ = cli(t, "topics", "plan", "--image", img, "--brokers", addr)
+	out, _, _ := cli(t, plan...)
 	if !strings.Contains(out, "ensure would create 4") {
 		t.Errorf("plan changed the cluster:\n%s", out)
 	}
