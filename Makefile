@@ -54,11 +54,22 @@ check-generated: generate ## Fail if regenerating changes the tree (run on a cle
 	fi
 	@echo "check-generated: generated code is up to date"
 
-lint: tools contracts-deps ## gofmt, go vet, buf lint, and buf lint + buf breaking of the example contracts.
+lint: tools contracts-deps ## gofmt, go vet, go mod tidy of every module, runtime deps, buf lint, and buf lint + buf breaking of the example contracts.
 	@files=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$files" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi
 	go vet ./...
 	cd examples/kubernetes && go vet ./...
+	@# Every module of the repository, found rather than listed, so a new one is checked too.
+	@for mod in $$(git ls-files -co --exclude-standard '*go.mod' ':!:.cache/**'); do \
+		dir=$$(dirname $$mod); \
+		if ! out=$$(cd $$dir && go mod tidy -diff 2>&1); then \
+			echo "go mod tidy: $$dir/go.mod is not tidy (run: cd $$dir && go mod tidy):"; echo "$$out"; exit 1; \
+		fi; \
+	done
+	@# The runtime package is linked into every service: it must not pull in the HTTP gateway.
+	@if deps=$$(go list -deps github.com/purista-go/purista | grep grpc-gateway); then \
+		echo "github.com/purista-go/purista depends on grpc-gateway, keep gateway code out of it:"; echo "$$deps"; exit 1; \
+	fi
 	$(BUF) lint
 	cd $(CONTRACTS) && ../../$(BUF) lint
 	BUF=$(BUF) $(CONTRACTS)/breaking.sh # against the previous commit; BREAKING_AGAINST=<ref> to choose

@@ -1,34 +1,33 @@
 // Package purista holds the runtime contract shared by code that
 // protoc-gen-purista generates, the transports and the gateway: the
 // description of services, methods, HTTP bindings and events taken from the
-// .proto contracts, and a process-wide registry of them.
+// .proto contracts.
 //
-// Generated code registers every service and event of a contract in an init
-// function, so a binary knows its routes and topics at compile time; nothing
-// is discovered at run time.
+// Generated code declares one value per service (<Service>_PuristaService)
+// and per event (<Message>_PuristaEvent). There is no registry: transports,
+// the gateway and tools are handed the values they serve or call, as
+// grpc-go's RegisterService is handed a ServiceDesc, so what a binary does
+// never depends on which packages happen to be linked in.
 package purista
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
-	"sort"
-	"sync"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
 
 // Version is the version of this runtime.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
-// IsAtLeastVersion0_1_0 is referenced by generated code. Generated code that
+// IsAtLeastVersion0_2_0 is referenced by generated code. Generated code that
 // needs a newer runtime references a newer constant and fails to compile
-// against this one, naming the version it needs.
-const IsAtLeastVersion0_1_0 = true
+// against this one, naming the version it needs. 0.2.0 dropped the
+// registry that code generated for 0.1.0 filled from init functions, so
+// that code does not compile against this runtime either: regenerate it.
+const IsAtLeastVersion0_2_0 = true
 
 // Service describes a protobuf service as the contract declares it.
 type Service struct {
@@ -42,10 +41,6 @@ type Service struct {
 	ReplicationFactor int16
 	// Methods in declaration order.
 	Methods []*Method
-	// RegisterHTTP registers the service's google.api.http routes on a
-	// grpc-gateway mux, calling the service through conn. It is nil when the
-	// service has no HTTP bindings or protoc-gen-grpc-gateway did not run.
-	RegisterHTTP func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
 }
 
 // Method describes one RPC of a Service.
@@ -73,13 +68,12 @@ type Method struct {
 	// Public marks every HTTP route of the method as reachable without
 	// authentication at the gateway.
 	Public bool
-	// Event is the full name of the event message the successful response is
-	// also published as; empty when none.
-	Event string
-	// Subscribe is the full name of the event message the method is invoked
-	// with, once per event, for every subscribing service; empty when the
-	// method subscribes to none.
-	Subscribe string
+	// Event is the event the successful response is also published as; nil
+	// when none.
+	Event *Event
+	// Subscribe is the event the method is invoked with, once per event,
+	// for every subscribing service; nil when the method subscribes to none.
+	Subscribe *Event
 }
 
 // HTTPRule is one google.api.http binding.
@@ -141,121 +135,4 @@ func ValidateTopic(name string) error {
 		return fmt.Errorf("topic name %q has characters Kafka does not allow: use only [a-zA-Z0-9._-]", name)
 	}
 	return nil
-}
-
-var registry = struct {
-	sync.RWMutex
-	services map[string]*Service
-	methods  map[string]*Method
-	owners   map[string]*Service
-	events   map[string]*Event
-	errs     []error
-}{
-	services: map[string]*Service{},
-	methods:  map[string]*Method{},
-	owners:   map[string]*Service{},
-	events:   map[string]*Event{},
-}
-
-// RegisterService records s in the process-wide registry. Generated code
-// calls it from init. Registering a second, different description under the
-// same name keeps the first and returns an error, which is also kept for
-// RegistrationErrors.
-func RegisterService(s *Service) error {
-	registry.Lock()
-	defer registry.Unlock()
-	if old, ok := registry.services[s.Name]; ok && old != s {
-		err := fmt.Errorf("purista: service %s registered twice: two generated packages describe the same service; import only one", s.Name)
-		registry.errs = append(registry.errs, err)
-		return err
-	}
-	registry.services[s.Name] = s
-	for _, m := range s.Methods {
-		registry.methods[m.FullMethod] = m
-		registry.owners[m.FullMethod] = s
-	}
-	return nil
-}
-
-// RegisterEvent records e in the process-wide registry. Generated code calls
-// it from init. Like RegisterService it keeps the first description of a
-// name and returns, and keeps, an error for a second one.
-func RegisterEvent(e *Event) error {
-	registry.Lock()
-	defer registry.Unlock()
-	if old, ok := registry.events[e.Name]; ok && old != e {
-		err := fmt.Errorf("purista: event %s registered twice: two generated packages describe the same message; import only one", e.Name)
-		registry.errs = append(registry.errs, err)
-		return err
-	}
-	registry.events[e.Name] = e
-	return nil
-}
-
-// RegistrationErrors returns the errors RegisterService and RegisterEvent
-// have returned so far, joined, or nil. Generated init functions cannot
-// return errors and must not panic, so they leave them here: transports and
-// the gateway check it when they start, and so can a main function.
-func RegistrationErrors() error {
-	registry.RLock()
-	defer registry.RUnlock()
-	return errors.Join(registry.errs...)
-}
-
-// LookupService returns the registered description of a service.
-func LookupService(name string) (*Service, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	s, ok := registry.services[name]
-	return s, ok
-}
-
-// LookupMethod returns the registered descriptions of a full method and its
-// service.
-func LookupMethod(fullMethod string) (*Service, *Method, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	m, ok := registry.methods[fullMethod]
-	return registry.owners[fullMethod], m, ok
-}
-
-// LookupEvent returns the registered description of an event message.
-func LookupEvent(name string) (*Event, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	e, ok := registry.events[name]
-	return e, ok
-}
-
-// Services returns every registered service, sorted by name.
-func Services() []*Service {
-	registry.RLock()
-	defer registry.RUnlock()
-	out := make([]*Service, 0, len(registry.services))
-	for _, s := range registry.services {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-// Events returns every registered event, sorted by name.
-func Events() []*Event {
-	registry.RLock()
-	defer registry.RUnlock()
-	out := make([]*Event, 0, len(registry.events))
-	for _, e := range registry.events {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-// RequestTopic returns the request topic of a service: the registered one,
-// or the default name when the service is not registered.
-func RequestTopic(service string) string {
-	if s, ok := LookupService(service); ok && s.RequestTopic != "" {
-		return s.RequestTopic
-	}
-	return DefaultRequestTopic(service)
 }

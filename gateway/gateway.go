@@ -3,7 +3,7 @@
 // grpc.ClientConnInterface — the Kafka transport, the in-process one, or a
 // plain gRPC connection.
 //
-// The route table comes from the generated purista.Service descriptions, so
+// The route table comes from the contracts handed to New (WithServices), so
 // the gateway can start before, after or while the services run: a request to
 // a service that is not up yet waits on its topic until an instance takes it
 // or its deadline passes (504).
@@ -88,10 +88,10 @@ type Gateway struct {
 	routesJSON           []byte
 }
 
-// New builds the gateway for the services registered with purista (or those
-// given WithServices), calling them through conn. Each service's routes are
-// registered with its generated RegisterHTTP; nothing is discovered at run
-// time. New fails on conflicting routes, a service with HTTP bindings but no
+// New builds the gateway for the services given WithServices, calling them
+// through conn. Each service's routes are registered with its generated
+// RegisterHTTP; nothing is discovered at run time. New fails without
+// services, on conflicting routes, a service with HTTP bindings but no
 // RegisterHTTP, and OpenAPI documents that cannot be merged.
 //
 // Close, or Serve at shutdown, closes conn when it has a Close method.
@@ -111,10 +111,12 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 		o(&c)
 	}
 	if !c.servicesSet {
-		if err := purista.RegistrationErrors(); err != nil {
-			return nil, fmt.Errorf("gateway: the generated contracts did not register cleanly: %w", err)
+		return nil, errors.New("gateway: no services: pass gateway.WithServices(gateway.Service{Contract: pb.Xxx_PuristaService, RegisterHTTP: pb.RegisterXxxHTTP}, ...)")
+	}
+	for _, s := range c.services {
+		if s.Contract == nil {
+			return nil, errors.New("gateway: a gateway.Service has no Contract: set it to the generated <Service>_PuristaService")
 		}
-		c.services = purista.Services()
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
@@ -162,7 +164,8 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 	}
 	// Every method, with or without HTTP bindings, for the connection's
 	// look-ups; a bound method is described by its first route.
-	for _, s := range c.services {
+	for _, svc := range c.services {
+		s := svc.Contract
 		for _, m := range s.Methods {
 			timeout := m.Timeout
 			if timeout <= 0 {
@@ -234,12 +237,12 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 	wrapped := &gatewayConn{g: g, cc: conn}
 	registered := map[*purista.Service]bool{}
 	for _, s := range c.services {
-		if s.RegisterHTTP == nil || registered[s] {
+		if s.RegisterHTTP == nil || registered[s.Contract] {
 			continue
 		}
-		registered[s] = true
+		registered[s.Contract] = true
 		if err := s.RegisterHTTP(context.Background(), g.mux, wrapped); err != nil {
-			return nil, fmt.Errorf("gateway: registering the routes of %s: %w", s.Name, err)
+			return nil, fmt.Errorf("gateway: registering the routes of %s: %w", s.Contract.Name, err)
 		}
 	}
 	return g, nil

@@ -199,7 +199,7 @@ func TestDeadline504NamesServiceAndTopic(t *testing.T) {
 	if e.Code != int(codes.DeadlineExceeded) {
 		t.Errorf("code %d", e.Code)
 	}
-	mustContain(t, "message", e.Message, "purista.testing.v1.EchoService", purista.RequestTopic("purista.testing.v1.EchoService"), "300ms")
+	mustContain(t, "message", e.Message, "purista.testing.v1.EchoService", purista.DefaultRequestTopic("purista.testing.v1.EchoService"), "300ms")
 	if len(e.Details) != 1 || !bytes.Contains(e.Details[0], []byte(gateway.ReasonNoAnswer)) {
 		t.Errorf("details %s", r.Body)
 	}
@@ -386,7 +386,7 @@ func TestMetrics(t *testing.T) {
 func TestAuth(t *testing.T) {
 	cc, echo := startGRPC(t)
 	// Fail is public; tokens: "admin" may call everything, "reader" only GET routes.
-	svc := *echoService()
+	svc := *echoContract()
 	svc.Methods = append([]*purista.Method(nil), svc.Methods...)
 	for i, m := range svc.Methods {
 		if m.Name == "Fail" {
@@ -406,7 +406,7 @@ func TestAuth(t *testing.T) {
 		}
 		return nil, status.Error(codes.Unauthenticated, "unknown token")
 	})
-	url, _ := startGateway(t, cc, gateway.WithServices(&svc), gateway.WithAuthenticator(auth))
+	url, _ := startGateway(t, cc, gateway.WithServices(withRoutes(&svc)), gateway.WithAuthenticator(auth))
 
 	r := do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`))
 	expectStatus(t, r, 401)
@@ -469,38 +469,32 @@ func TestNewRefusesBadTables(t *testing.T) {
 	noReg := &purista.Service{Name: "x.v1.S", Methods: []*purista.Method{{
 		Name: "M", FullMethod: "/x.v1.S/M", HTTP: []purista.HTTPRule{{Method: "GET", Pattern: "/v1/m"}},
 	}}}
-	if _, err := gateway.New(cc, gateway.WithServices(noReg)); err == nil || !strings.Contains(err.Error(), "RegisterHTTP") {
+	if _, err := gateway.New(cc, gateway.WithServices(gateway.Service{Contract: noReg})); err == nil || !strings.Contains(err.Error(), "RegisterHTTP") {
 		t.Errorf("service without RegisterHTTP: %v", err)
 	}
-	clash := &purista.Service{Name: "y.v1.S", RegisterHTTP: echoService().RegisterHTTP, Methods: []*purista.Method{{
+	clash := &purista.Service{Name: "y.v1.S", Methods: []*purista.Method{{
 		Name: "M", FullMethod: "/y.v1.S/M", HTTP: []purista.HTTPRule{{Method: "GET", Pattern: "/v1/fail/{other}"}},
 	}}}
-	_, err := gateway.New(cc, gateway.WithServices(echoService(), clash))
+	_, err := gateway.New(cc, gateway.WithServices(echoService(), withRoutes(clash)))
 	if err == nil || !strings.Contains(err.Error(), "/v1/fail/{other}") || !strings.Contains(err.Error(), "/purista.testing.v1.EchoService/Fail") {
 		t.Errorf("conflicting routes: %v", err)
 	}
-	own := &purista.Service{Name: "z.v1.S", RegisterHTTP: echoService().RegisterHTTP, Methods: []*purista.Method{{
+	own := &purista.Service{Name: "z.v1.S", Methods: []*purista.Method{{
 		Name: "M", FullMethod: "/z.v1.S/M", HTTP: []purista.HTTPRule{{Method: "GET", Pattern: "/metrics"}},
 	}}}
-	if _, err := gateway.New(cc, gateway.WithServices(own)); err == nil {
+	if _, err := gateway.New(cc, gateway.WithServices(withRoutes(own))); err == nil {
 		t.Errorf("route on /metrics accepted")
 	}
 }
 
-func TestDefaultServicesFromRegistry(t *testing.T) {
+func TestNewNeedsServices(t *testing.T) {
 	cc, _ := startGRPC(t)
-	g, err := gateway.New(cc, gateway.WithLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
+	_, err := gateway.New(cc, gateway.WithLogger(quietLogger()))
+	if err == nil || !strings.Contains(err.Error(), "WithServices") {
+		t.Errorf("a gateway without services: %v, want an error naming WithServices", err)
 	}
-	found := false
-	for _, r := range g.Routes() {
-		if r.FullMethod == testingv1.EchoService_Echo_FullMethodName {
-			found = true
-		}
-	}
-	if !found {
-		t.Errorf("registered Echo service not served: %v", g.Routes())
+	if _, err := gateway.New(cc, gateway.WithServices(gateway.Service{})); err == nil || !strings.Contains(err.Error(), "Contract") {
+		t.Errorf("a service without a contract: %v", err)
 	}
 }
 
@@ -508,9 +502,9 @@ func TestDefaultServicesFromRegistry(t *testing.T) {
 // not list, the call is still authenticated, at the connection.
 func TestAuthWhenRouteTableMissesARoute(t *testing.T) {
 	cc, echo := startGRPC(t)
-	svc := *echoService()
+	svc := *echoContract()
 	svc.Methods = nil
-	for _, m := range echoService().Methods {
+	for _, m := range echoContract().Methods {
 		if m.Name == "Echo" {
 			bare := *m
 			bare.HTTP = nil
@@ -524,7 +518,7 @@ func TestAuthWhenRouteTableMissesARoute(t *testing.T) {
 		}
 		return ctx, nil
 	})
-	url, _ := startGateway(t, cc, gateway.WithServices(&svc), gateway.WithAuthenticator(auth))
+	url, _ := startGateway(t, cc, gateway.WithServices(withRoutes(&svc)), gateway.WithAuthenticator(auth))
 	expectStatus(t, do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`)), 401)
 	if n := echo.Calls(); n != 0 {
 		t.Fatalf("unauthenticated call executed")
@@ -533,7 +527,7 @@ func TestAuthWhenRouteTableMissesARoute(t *testing.T) {
 
 	// A method the gateway knows nothing about is refused.
 	svc.Methods = svc.Methods[1:]
-	url, _ = startGateway(t, cc, gateway.WithServices(&svc), gateway.WithAuthenticator(auth))
+	url, _ = startGateway(t, cc, gateway.WithServices(withRoutes(&svc)), gateway.WithAuthenticator(auth))
 	r := do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`), "Authorization", "Bearer ok")
 	expectStatus(t, r, 500)
 	mustContain(t, "message", r.err(t).Message, "not in the route table")
@@ -544,9 +538,9 @@ func TestAuthWhenRouteTableMissesARoute(t *testing.T) {
 // a public route in the table cannot open a protected method.
 func TestAuthWhenRouteTableDisagrees(t *testing.T) {
 	cc, echo := startGRPC(t)
-	svc := *echoService()
+	svc := *echoContract()
 	svc.Methods = nil
-	for _, m := range echoService().Methods {
+	for _, m := range echoContract().Methods {
 		m2 := *m
 		switch m.Name {
 		case "Echo":
@@ -562,7 +556,7 @@ func TestAuthWhenRouteTableDisagrees(t *testing.T) {
 		asked = append(asked, route.FullMethod)
 		return nil, status.Error(codes.Unauthenticated, "no")
 	})
-	url, _ := startGateway(t, cc, gateway.WithServices(&svc), gateway.WithAuthenticator(auth))
+	url, _ := startGateway(t, cc, gateway.WithServices(withRoutes(&svc)), gateway.WithAuthenticator(auth))
 	expectStatus(t, do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`)), 401)
 	if echo.Calls() != 0 || len(asked) != 1 || asked[0] != testingv1.EchoService_Echo_FullMethodName {
 		t.Errorf("calls %d, authenticator asked for %v", echo.Calls(), asked)

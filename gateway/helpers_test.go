@@ -25,7 +25,16 @@ import (
 )
 
 // echoService is the generated description of the test service.
-func echoService() *purista.Service { return testingv1.EchoService_PuristaService }
+func echoContract() *purista.Service { return testingv1.EchoService_PuristaService }
+
+// echoService is the Echo service as the gateway takes it.
+func echoService() gateway.Service { return withRoutes(echoContract()) }
+
+// withRoutes pairs a contract of the Echo service, perhaps altered, with
+// Echo's generated HTTP registration.
+func withRoutes(c *purista.Service) gateway.Service {
+	return gateway.Service{Contract: c, RegisterHTTP: testingv1.RegisterEchoServiceHTTP}
+}
 
 // swagger is the merged OpenAPI v2 of the contracts in proto/.
 func swagger(t testing.TB) []byte {

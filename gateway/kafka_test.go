@@ -28,7 +28,8 @@ func newKafkaEnv(brokers []string) *kafkaEnv {
 }
 
 func (e *kafkaEnv) common() []kafka.Option {
-	return []kafka.Option{kafka.WithTopicPrefix(e.prefix), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quietLogger())}
+	return []kafka.Option{kafka.WithTopicPrefix(e.prefix), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quietLogger()),
+		kafka.WithContracts(conformance.Contracts()...)}
 }
 
 func (e *kafkaEnv) dial(t testing.TB) *kafka.ClientConn {

@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/purista-go/purista"
 )
@@ -33,7 +35,7 @@ var DefaultResponseHeaders = []string{"X-Request-Id"}
 type Option func(*config)
 
 type config struct {
-	services        []*purista.Service
+	services        []Service
 	servicesSet     bool
 	forwardHeaders  []string
 	responseHeaders []string
@@ -51,10 +53,28 @@ type config struct {
 	muxOptions      []runtime.ServeMuxOption
 }
 
-// WithServices serves exactly these services instead of every service in
-// purista.Services().
-func WithServices(services ...*purista.Service) Option {
-	return func(c *config) { c.services, c.servicesSet = services, true }
+// Service is a service the gateway serves: its contract, and the function
+// that registers its google.api.http routes on the gateway's grpc-gateway
+// mux, calling it through conn. protoc-gen-purista generates that function
+// as Register<Service>HTTP beside <Service>_PuristaService:
+//
+//	gateway.Service{Contract: usersv1.UsersService_PuristaService, RegisterHTTP: usersv1.RegisterUsersServiceHTTP}
+//
+// The pair lives here, not in the contract, so that the purista package and
+// the services that import it need nothing of grpc-gateway. RegisterHTTP
+// may be nil for a service without HTTP routes, whose contract still gives
+// the gateway's calls their timeouts.
+type Service struct {
+	Contract     *purista.Service
+	RegisterHTTP func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
+}
+
+// WithServices sets the services the gateway serves, replacing those of an
+// earlier WithServices. A gateway serves exactly the services it is given;
+// New fails without this option (WithServices() with none serves only the
+// gateway's own endpoints).
+func WithServices(services ...Service) Option {
+	return func(c *config) { c.services, c.servicesSet = append([]Service(nil), services...), true }
 }
 
 // WithForwardHeaders replaces the allow-list of request headers forwarded to

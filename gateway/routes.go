@@ -52,16 +52,17 @@ type route struct {
 // that declares HTTP bindings without a RegisterHTTP function and on two
 // bindings of the same verb and path template, which grpc-gateway would
 // otherwise resolve silently in favour of the later one.
-func buildRoutes(services []*purista.Service, topicOf func(*purista.Service) string, defTimeout, maxTimeout time.Duration) ([]*route, error) {
+func buildRoutes(services []Service, topicOf func(*purista.Service) string, defTimeout, maxTimeout time.Duration) ([]*route, error) {
 	var out []*route
 	seen := map[string]*route{}
-	for _, s := range services {
+	for _, svc := range services {
+		s := svc.Contract
 		topic := topicOf(s)
 		for _, m := range s.Methods {
 			if len(m.HTTP) == 0 {
 				continue
 			}
-			if s.RegisterHTTP == nil {
+			if svc.RegisterHTTP == nil {
 				return nil, fmt.Errorf("gateway: service %s declares HTTP bindings for %s but has no RegisterHTTP: run protoc-gen-grpc-gateway and protoc-gen-purista on its contract", s.Name, m.Name)
 			}
 			timeout := m.Timeout

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/purista-go/purista"
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/transport/inproc"
@@ -51,9 +50,9 @@ func testServiceNeverStarts(t *testing.T, env conformance.Env) {
 	if took < time.Second || took > 3*time.Second {
 		t.Errorf("504 after %v, want about 1s", took)
 	}
-	svc := echoService().Name
+	svc := echoContract()
 	msg := r.err(t).Message
-	mustContain(t, "message", msg, svc, purista.RequestTopic(svc))
+	mustContain(t, "message", msg, svc.Name, svc.RequestTopic)
 	t.Logf("504: %s", msg)
 
 	// Now the service starts; a call with the same partition key, sent
@@ -84,15 +83,15 @@ func (inprocServer) Start(testing.TB) {}
 func (inprocServer) Stop()            {}
 
 func (e inprocEnv) Client(testing.TB, conformance.Options) grpc.ClientConnInterface {
-	return e.ch.NewClient()
+	return e.ch.NewClient(inproc.WithContracts(conformance.Contracts()...))
 }
 
 func (e inprocEnv) Server(testing.TB, conformance.Options) conformance.Server {
-	return inprocServer{e.ch.NewServer(inproc.WithLogger(quietLogger()))}
+	return inprocServer{e.ch.NewServer(inproc.WithLogger(quietLogger()), inproc.WithContracts(conformance.Contracts()...))}
 }
 
 func newInprocEnv(t testing.TB) conformance.Env {
-	ch := inproc.New()
+	ch := inproc.New(inproc.WithContracts(conformance.Contracts()...))
 	t.Cleanup(func() { _ = ch.Close() })
 	return inprocEnv{ch}
 }

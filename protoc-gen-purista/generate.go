@@ -24,7 +24,7 @@ const (
 
 // versionConstant is the runtime constant the generated code requires; raise
 // it when the generated code starts to need a newer runtime.
-const versionConstant = "IsAtLeastVersion0_1_0"
+const versionConstant = "IsAtLeastVersion0_2_0"
 
 // generate writes a .purista.go file for every file to generate that
 // declares a service or an event.
@@ -99,16 +99,13 @@ func generateFile(gen *protogen.Plugin, fg *fileGen, f *contract.File) {
 	for _, e := range f.Events {
 		fg.genEvent(g, e)
 	}
-	g.P("// Registration errors are kept for purista.RegistrationErrors, which")
-	g.P("// transports and the gateway check when they start.")
-	g.P("func init() {")
-	for _, s := range f.Services {
-		g.P("_ = ", puristaPackage.Ident("RegisterService"), "(", fg.goName(s), "_PuristaService)")
-	}
-	for _, e := range f.Events {
-		g.P("_ = ", puristaPackage.Ident("RegisterEvent"), "(", fg.messages[e.Desc.FullName()].GoIdent.GoName, "_PuristaEvent)")
-	}
-	g.P("}")
+}
+
+// eventIdent names the generated description of an event, in the Go
+// package of the event's file, which may be another.
+func (fg *fileGen) eventIdent(e *contract.Event) protogen.GoIdent {
+	msg := fg.messages[e.Desc.FullName()]
+	return msg.GoIdent.GoImportPath.Ident(msg.GoIdent.GoName + "_PuristaEvent")
 }
 
 // goName returns the Go name protoc-gen-go-grpc gives a service.
@@ -124,7 +121,8 @@ func (fg *fileGen) goName(s *contract.Service) string {
 func (fg *fileGen) genService(g *protogen.GeneratedFile, s *contract.Service) {
 	name := string(s.Desc.FullName())
 	goName := fg.goName(s)
-	g.P("// ", goName, "_PuristaService describes ", name, " to the purista runtime.")
+	g.P("// ", goName, "_PuristaService describes ", name, " to the purista runtime:")
+	g.P("// hand it to the transports that serve or call the service.")
 	g.P("var ", goName, "_PuristaService = &", puristaPackage.Ident("Service"), "{")
 	g.P("Name: ", strconv.Quote(name), ",")
 	g.P("RequestTopic: ", strconv.Quote(s.Topic), ",")
@@ -139,14 +137,20 @@ func (fg *fileGen) genService(g *protogen.GeneratedFile, s *contract.Service) {
 		fg.genMethod(g, name, m)
 	}
 	g.P("},")
-	if fg.cfg.gateway && s.HasHTTP() {
-		g.P("RegisterHTTP: func(ctx ", contextPackage.Ident("Context"), ", mux *", runtimePackage.Ident("ServeMux"),
-			", conn ", grpcPackage.Ident("ClientConnInterface"), ") error {")
-		g.P("return Register", goName, "HandlerClient(ctx, mux, New", goName, "Client(conn))")
-		g.P("},")
-	}
 	g.P("}")
 	g.P()
+	if fg.cfg.gateway && s.HasHTTP() {
+		// Here, not in the runtime: the purista package imports nothing of
+		// grpc-gateway, so a service that serves no HTTP does not link it.
+		g.P("// Register", goName, "HTTP registers the google.api.http routes of ", name, " on a")
+		g.P("// grpc-gateway mux, calling the service through conn; it is the RegisterHTTP")
+		g.P("// of the service's gateway.Service.")
+		g.P("func Register", goName, "HTTP(ctx ", contextPackage.Ident("Context"), ", mux *", runtimePackage.Ident("ServeMux"),
+			", conn ", grpcPackage.Ident("ClientConnInterface"), ") error {")
+		g.P("return Register", goName, "HandlerClient(ctx, mux, New", goName, "Client(conn))")
+		g.P("}")
+		g.P()
+	}
 }
 
 func (fg *fileGen) genMethod(g *protogen.GeneratedFile, service string, m *contract.Method) {
@@ -190,10 +194,10 @@ func (fg *fileGen) genMethod(g *protogen.GeneratedFile, service string, m *contr
 		g.P("Public: true,")
 	}
 	if m.Event != nil {
-		g.P("Event: ", strconv.Quote(string(m.Event.FullName())), ",")
+		g.P("Event: ", fg.eventIdent(m.Event), ",")
 	}
 	if m.Subscribe != nil {
-		g.P("Subscribe: ", strconv.Quote(string(m.Subscribe.FullName())), ",")
+		g.P("Subscribe: ", fg.eventIdent(m.Subscribe), ",")
 	}
 	g.P("},")
 }

@@ -21,13 +21,19 @@ import (
 // The generated gen/purista/testing/v1/echo.purista.go, compiled and used
 // the way services use it.
 
-func TestGeneratedEchoRegistersItsContract(t *testing.T) {
-	if err := purista.RegistrationErrors(); err != nil {
-		t.Fatalf("RegistrationErrors: %v", err)
+func TestGeneratedEchoDescribesItsContract(t *testing.T) {
+	svc := testingv1.EchoService_PuristaService
+	method := func(fullMethod string) *purista.Method {
+		for _, m := range svc.Methods {
+			if m.FullMethod == fullMethod {
+				return m
+			}
+		}
+		t.Fatalf("%s is not in the contract", fullMethod)
+		return nil
 	}
-	svc, ok := purista.LookupService("purista.testing.v1.EchoService")
-	if !ok || svc != testingv1.EchoService_PuristaService {
-		t.Fatalf("LookupService = %v, %v; want the generated descriptor", svc, ok)
+	if svc.Name != "purista.testing.v1.EchoService" {
+		t.Errorf("Name = %q", svc.Name)
 	}
 	if got, want := svc.RequestTopic, "purista.rpc.purista.testing.v1.EchoService"; got != want {
 		t.Errorf("RequestTopic = %q, want %q", got, want)
@@ -35,16 +41,14 @@ func TestGeneratedEchoRegistersItsContract(t *testing.T) {
 	if svc.Partitions != 3 {
 		t.Errorf("Partitions = %d, want 3", svc.Partitions)
 	}
-	_, sleep, ok := purista.LookupMethod(testingv1.EchoService_Sleep_FullMethodName)
-	if !ok || sleep.Timeout != 3*time.Second {
-		t.Errorf("Sleep: %+v, %v; want Timeout 3s", sleep, ok)
+	if sleep := method(testingv1.EchoService_Sleep_FullMethodName); sleep.Timeout != 3*time.Second {
+		t.Errorf("Sleep: %+v; want Timeout 3s", sleep)
 	}
-	_, count, _ := purista.LookupMethod(testingv1.EchoService_Count_FullMethodName)
-	if count == nil || !count.Idempotent {
+	if count := method(testingv1.EchoService_Count_FullMethodName); !count.Idempotent {
 		t.Errorf("Count: %+v; want Idempotent", count)
 	}
-	_, echo, _ := purista.LookupMethod(testingv1.EchoService_Echo_FullMethodName)
-	if echo == nil || echo.PartitionKeyField != "key" {
+	echo := method(testingv1.EchoService_Echo_FullMethodName)
+	if echo.PartitionKeyField != "key" {
 		t.Fatalf("Echo: %+v; want partition key field key", echo)
 	}
 	if got := string(echo.PartitionKey(&testingv1.EchoRequest{Key: "tenant-7"})); got != "tenant-7" {
@@ -61,7 +65,7 @@ func TestGeneratedEchoRegistersItsContract(t *testing.T) {
 func TestGeneratedEchoServesOverInproc(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ch := inproc.New()
+	ch := inproc.New(inproc.WithContracts(testingv1.EchoService_PuristaService))
 	defer func() { _ = ch.Close() }()
 	testingv1.RegisterEchoServiceServer(ch, &conformance.EchoServer{Name: "one"})
 
@@ -76,7 +80,7 @@ func TestGeneratedEchoServesOverInproc(t *testing.T) {
 
 	// An HTTP call through the gateway registration.
 	mux := runtime.NewServeMux()
-	if err := testingv1.EchoService_PuristaService.RegisterHTTP(ctx, mux, ch); err != nil {
+	if err := testingv1.RegisterEchoServiceHTTP(ctx, mux, ch); err != nil {
 		t.Fatalf("RegisterHTTP: %v", err)
 	}
 	srv := httptest.NewServer(mux)
@@ -101,13 +105,9 @@ func TestGeneratedEchoServesOverInproc(t *testing.T) {
 // plugin change that is not regenerated fails here and not only in
 // make check-generated.
 func TestCommittedGenIsCurrent(t *testing.T) {
-	buf, plugin := bufBinary(t), pluginBinary(t)
-	googleapisDir(t)
 	root := repoRoot(t)
-	image := filepath.Join(t.TempDir(), "image.binpb")
-	mustRun(t, root, nil, buf, "build", "--as-file-descriptor-set", "-o", image)
-	protos := caseProtos(t, filepath.Join(root, "proto"))
-	resp := runPlugin(t, plugin, image, protos, "paths=source_relative")
+	dir := filepath.Join(root, "proto")
+	resp := respond(compileRequest(t, dir, caseProtos(t, dir), "paths=source_relative"))
 	if resp.Error != nil {
 		t.Fatalf("plugin failed on the repository's protos: %s", resp.GetError())
 	}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
 )
 
@@ -25,10 +23,12 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // gen/, or the plugin's exact error message in error.txt. A case with
 // neither expects no output at all.
 //
-// The test compiles the case with buf, hands the plugin binary a
-// CodeGeneratorRequest for every file of the case at once (as buf's
-// strategy: all does) and compares its response. go test -update rewrites
-// the expectations.
+// The test compiles the case in-process (compileRequest: no buf needed),
+// hands the plugin a CodeGeneratorRequest for every file of the case at
+// once (as buf's strategy: all does) and compares its response. go test
+// -update rewrites the expectations. TestGoldenCasesCompile runs buf
+// generate on the same cases and checks that buf's request gives the same
+// files.
 func TestGolden(t *testing.T) {
 	cases, err := os.ReadDir("testdata")
 	if err != nil {
@@ -100,53 +100,40 @@ func caseWorkspace(t testing.TB, dir string) string {
 	return ws
 }
 
-// generateCase runs the plugin binary on the case and returns its response.
+// generateCase runs the plugin on the case and returns its response.
 func generateCase(t *testing.T, dir string) *pluginpb.CodeGeneratorResponse {
 	t.Helper()
-	buf, plugin := bufBinary(t), pluginBinary(t)
-	ws := caseWorkspace(t, dir)
-	mustRun(t, ws, nil, buf, "build", "--as-file-descriptor-set", "-o", "image.binpb")
 	param := "paths=source_relative"
 	if opt := caseOptions(t, dir); opt != "" {
 		param += "," + opt
 	}
-	return runPlugin(t, plugin, filepath.Join(ws, "image.binpb"), caseProtos(t, dir), param)
+	return respond(compileRequest(t, dir, caseProtos(t, dir), param))
 }
 
-// runPlugin hands the plugin binary a CodeGeneratorRequest for the files of
-// a FileDescriptorSet image that are to be generated, and returns its response.
-func runPlugin(t testing.TB, plugin, image string, generate []string, param string) *pluginpb.CodeGeneratorResponse {
-	t.Helper()
-	data, err := os.ReadFile(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := &descriptorpb.FileDescriptorSet{}
-	if err := proto.Unmarshal(data, set); err != nil {
-		t.Fatal(err)
-	}
-	req := &pluginpb.CodeGeneratorRequest{
-		FileToGenerate: generate,
-		Parameter:      proto.String(param),
-		ProtoFile:      set.GetFile(),
-	}
+// TestRunSpeaksThePluginProtocol feeds run, what main calls, a request as
+// bytes, as buf and protoc write it to the plugin's standard input, and
+// reads the response it writes: the same as respond's.
+func TestRunSpeaksThePluginProtocol(t *testing.T) {
+	dir := filepath.Join("testdata", "single")
+	req := compileRequest(t, dir, caseProtos(t, dir), "paths=source_relative")
 	in, err := proto.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(plugin)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("protoc-gen-purista: %v\n%s", err, stderr.Bytes())
+	var out bytes.Buffer
+	if err := run(bytes.NewReader(in), &out); err != nil {
+		t.Fatal(err)
 	}
 	resp := &pluginpb.CodeGeneratorResponse{}
-	if err := proto.Unmarshal(out, resp); err != nil {
+	if err := proto.Unmarshal(out.Bytes(), resp); err != nil {
 		t.Fatalf("decoding the plugin's response: %v", err)
 	}
-	return resp
+	if want := respond(req); !proto.Equal(resp, want) {
+		t.Errorf("run wrote %v, respond returns %v", resp, want)
+	}
+	if err := run(strings.NewReader("not a request"), &out); err == nil || !strings.Contains(err.Error(), "run by buf or protoc") {
+		t.Errorf("run on garbage = %v, want an error saying who runs the plugin", err)
+	}
 }
 
 func updateCase(t *testing.T, dir string, resp *pluginpb.CodeGeneratorResponse) {

@@ -5,7 +5,7 @@
 // describes the file's services (request topic, per-method timeouts,
 // idempotency, partition keys, google.api.http routes, gateway
 // registration) and events (topic, partition key, a typed Publish function)
-// to the purista runtime, and registers them when the package is imported.
+// as values that programs hand to the transports and the gateway.
 //
 // The generated code is small: calling and serving go through the ordinary
 // gRPC code, because every purista transport implements
@@ -65,10 +65,11 @@
 //
 // Options (opt:, comma separated):
 //
-//	gateway=true|false  set Service.RegisterHTTP for services with HTTP
-//	                    routes; it calls the Register<Service>HandlerClient
-//	                    function of protoc-gen-grpc-gateway, so set false when
-//	                    that plugin does not run (default true)
+//	gateway=true|false  write Register<Service>HTTP for services with HTTP
+//	                    routes (the RegisterHTTP of a gateway.Service); it
+//	                    calls the Register<Service>HandlerClient function of
+//	                    protoc-gen-grpc-gateway, so set false when that
+//	                    plugin does not run (default true)
 //
 // The contract options it reads, (purista.v1.service), (purista.v1.method)
 // and (purista.v1.message), are declared in purista/v1/options.proto of the

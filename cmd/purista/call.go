@@ -23,7 +23,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -107,15 +106,11 @@ contract, else 10s. Errors print the status with its details and exit 1.`,
 func callOnce(cmd *cobra.Command, c *contractSet, md protoreflect.MethodDescriptor, req, resp proto.Message, out metadata.MD, kf *kafkaFlags, timeout time.Duration, verbose bool) error {
 	service := string(md.Parent().FullName())
 	fullMethod := "/" + service + "/" + string(md.Name())
-	// The transport finds a method's partition key and timeout in
-	// purista's registry; this binary links no contract, so the service
-	// read from the user's contracts is the only one there.
-	desc, known := purista.LookupService(service)
-	if !known {
-		desc, _ = c.service(service)
-		if err := purista.RegisterService(desc); err != nil {
-			return err
-		}
+	// The transport is handed the contract of the service it calls: its
+	// topic, partition key and timeout.
+	desc, ok := c.service(service)
+	if !ok {
+		return fmt.Errorf("service %s has no contract in %s", service, c.source)
 	}
 	if timeout <= 0 {
 		timeout = defaultCallTimeout
@@ -137,7 +132,7 @@ func callOnce(cmd *cobra.Command, c *contractSet, md protoreflect.MethodDescript
 	}
 	dctx, cancel := context.WithTimeout(ctx, kf.timeout+5*time.Second)
 	defer cancel()
-	conn, err := kafka.Dial(dctx, brokers, append([]kafka.ClientOption{kafka.WithLogger(logger)}, toClient(kf.options())...)...)
+	conn, err := kafka.Dial(dctx, brokers, append([]kafka.ClientOption{kafka.WithLogger(logger), kafka.WithContracts(desc)}, toClient(kf.options())...)...)
 	if err != nil {
 		return fmt.Errorf("connecting to Kafka at %s: %w", strings.Join(brokers, ","), err)
 	}

@@ -173,7 +173,7 @@ func subscribers(ctx context.Context, cf contractFlags) ([]string, error) {
 	var out []string
 	for _, s := range c.services {
 		for _, m := range s.Methods {
-			if m.Subscribe != "" {
+			if m.Subscribe != nil {
 				out = append(out, s.Name)
 				break
 			}

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/gateway"
 )
 
@@ -81,11 +80,9 @@ DIR, or the one purista.yaml names), or an image (--image).`,
 // service gets a RegisterHTTP that registers none, and the gateway's route
 // table and its checks are those of a real gateway.
 func describeGateway(c *contractSet) (*gateway.Gateway, error) {
-	services := make([]*purista.Service, len(c.services))
+	services := make([]gateway.Service, len(c.services))
 	for i, s := range c.services {
-		cp := *s
-		cp.RegisterHTTP = func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error { return nil }
-		services[i] = &cp
+		services[i] = gateway.Service{Contract: s, RegisterHTTP: func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error { return nil }}
 	}
 	return gateway.New(noConn{}, gateway.WithServices(services...), gateway.WithLogger(discardLogger()))
 }

@@ -1,9 +1,10 @@
-// Package contracts links every contract of the example system into a
-// binary: importing it registers the users, orders and notifications
-// services and the OrderPlaced event with purista (their routes, topics,
-// timeouts and subscriptions), and OpenAPI is
-// the merged OpenAPI v2 document of all of them, as protoc-gen-openapiv2
-// wrote it.
+// Package contracts lists every contract of the example system: Services
+// and Events return the generated descriptions of the users, orders and
+// notifications services and the OrderPlaced event (their routes, topics,
+// timeouts and subscriptions), to hand to transports, the gateway and
+// tools, and OpenAPI is the merged OpenAPI v2 document of all of them, as
+// protoc-gen-openapiv2 wrote it. It is a convenience: nothing in purista
+// needs it, every value is also in its generated package.
 //
 // The .proto files are under proto/, the generated Go under gen/ (one
 // package per team: gen/users/v1, gen/orders/v1, gen/notifications/v1).

@@ -12,6 +12,10 @@
 //   - plain gRPC: the same implementations on a *grpc.Server, since every
 //     service is an ordinary gRPC server implementation (TestDemoGRPC).
 //
+// Every transport and the gateway are handed the contracts they serve and
+// call (kafka.WithContracts, inproc.WithContracts, gateway.WithServices):
+// the generated <Service>_PuristaService values of examples/contracts.
+//
 // The services find each other through the connection they are given: the
 // orders service calls users through a grpc.ClientConnInterface, whichever
 // transport it is, and publishes OrderPlaced through the transport serving
@@ -33,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 
+	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/examples/contracts"
 	notificationsv1 "github.com/purista-go/purista/examples/contracts/gen/notifications/v1"
 	ordersv1 "github.com/purista-go/purista/examples/contracts/gen/orders/v1"
@@ -87,6 +92,29 @@ func RegisterAll(srv grpc.ServiceRegistrar, conn grpc.ClientConnInterface, logge
 	}
 }
 
+// contract returns the contract of a service component.
+func contract(name string) *purista.Service {
+	switch name {
+	case Users:
+		return usersv1.UsersService_PuristaService
+	case Orders:
+		return ordersv1.OrdersService_PuristaService
+	case Notifications:
+		return notificationsv1.NotificationsService_PuristaService
+	}
+	return nil
+}
+
+// gatewayServices pairs every contract with its generated HTTP
+// registration, for gateway.WithServices.
+func gatewayServices() []gateway.Service {
+	return []gateway.Service{
+		{Contract: usersv1.UsersService_PuristaService, RegisterHTTP: usersv1.RegisterUsersServiceHTTP},
+		{Contract: ordersv1.OrdersService_PuristaService, RegisterHTTP: ordersv1.RegisterOrdersServiceHTTP},
+		{Contract: notificationsv1.NotificationsService_PuristaService, RegisterHTTP: notificationsv1.RegisterNotificationsServiceHTTP},
+	}
+}
+
 // callsOthers reports whether a service component calls other services and
 // so needs a client connection of its own.
 func callsOthers(name string) bool { return name == Orders }
@@ -127,8 +155,9 @@ func ServeService(ctx context.Context, name string, k Kafka, logger *slog.Logger
 	if !slices.Contains(Services, name) {
 		return fmt.Errorf("system: no service %q: the services are %s", name, strings.Join(Services, ", "))
 	}
-	sopts := []kafka.ServerOption{kafka.WithLogger(logger)}
-	copts := []kafka.ClientOption{kafka.WithLogger(logger)}
+	// The server serves one contract; the client may call every service.
+	sopts := []kafka.ServerOption{kafka.WithLogger(logger), kafka.WithContracts(contract(name))}
+	copts := []kafka.ClientOption{kafka.WithLogger(logger), kafka.WithContracts(contracts.Services()...)}
 	for _, o := range k.Options {
 		sopts, copts = append(sopts, o), append(copts, o)
 	}
@@ -184,7 +213,7 @@ type GatewayConfig struct {
 // calling the services through conn. Requests are logged at Info.
 func NewGateway(conn grpc.ClientConnInterface, cfg GatewayConfig, logger *slog.Logger) (*LoggingGateway, error) {
 	opts := []gateway.Option{
-		gateway.WithServices(contracts.Services()...),
+		gateway.WithServices(gatewayServices()...),
 		gateway.WithOpenAPI(contracts.OpenAPI),
 		gateway.WithOpenAPIInfo("purista example system", "v1"),
 		gateway.WithLogger(logger),
@@ -209,7 +238,7 @@ func NewGateway(conn grpc.ClientConnInterface, cfg GatewayConfig, logger *slog.L
 // it down gracefully (drain, finish in-flight requests, close the
 // connection).
 func ServeGateway(ctx context.Context, ln net.Listener, k Kafka, cfg GatewayConfig, logger *slog.Logger) error {
-	copts := []kafka.ClientOption{kafka.WithLogger(logger)}
+	copts := []kafka.ClientOption{kafka.WithLogger(logger), kafka.WithContracts(contracts.Services()...)}
 	for _, o := range k.Options {
 		copts = append(copts, o)
 	}
@@ -236,7 +265,7 @@ func ServeGateway(ctx context.Context, ln net.Listener, k Kafka, cfg GatewayConf
 // in-process transport until ctx ends. ready, if not nil, is called once
 // the gateway accepts requests.
 func ServeMonolith(ctx context.Context, ln net.Listener, cfg GatewayConfig, logger func(component string) *slog.Logger, ready func()) error {
-	ch := inproc.New(inproc.WithLogger(logger("inproc")))
+	ch := inproc.New(inproc.WithLogger(logger("inproc")), inproc.WithContracts(contracts.Services()...))
 	for _, name := range Services {
 		if err := Register(name, ch, ch, logger(name)); err != nil {
 			_ = ln.Close()

@@ -215,7 +215,7 @@ func TestDemoGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := inproc.New(inproc.WithLogger(logger))
+	events := inproc.New(inproc.WithLogger(logger), inproc.WithContracts(notificationsv1.NotificationsService_PuristaService))
 	defer events.Close()
 	notifications := notificationsvc.New(logger.With("component", system.Notifications))
 	srv := grpc.NewServer()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +60,7 @@ func Run(t *testing.T, newEnv func(t testing.TB) Env) {
 		{"Interceptors", testInterceptors},
 		{"NoOutgoingLeak", testNoOutgoingLeak},
 		{"UnknownMethod", testUnknownMethod},
+		{"NoContract", testNoContract},
 		{"Idempotency", testIdempotency},
 		{"ServerStartsLater", testServerStartsLater},
 		{"ExpiredWhileWaiting", testExpiredWhileWaiting},
@@ -259,6 +261,17 @@ func testUnknownMethod(t *testing.T, env Env) {
 	err := conn.Invoke(ctxTimeout(t, 20*time.Second), "/purista.testing.v1.EchoService/NoSuchMethod", &testingv1.EchoRequest{}, &testingv1.EchoResponse{})
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("unknown method = %v, want UNIMPLEMENTED", err)
+	}
+}
+
+// testNoContract calls a service the client was handed no contract for:
+// every transport refuses it at once, the same way, instead of guessing
+// its topic and dropping its timeout and key.
+func testNoContract(t *testing.T, env Env) {
+	conn := env.Client(t, Options{})
+	err := conn.Invoke(ctxTimeout(t, 20*time.Second), "/purista.testing.v1.NoContractService/Call", &testingv1.EchoRequest{}, &testingv1.EchoResponse{})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "WithContracts") {
+		t.Fatalf("call without a contract = %v, want FAILED_PRECONDITION naming the WithContracts option", err)
 	}
 }
 

@@ -60,10 +60,11 @@ type Method struct {
 	Key protoreflect.FieldDescriptor
 	// HTTP lists the google.api.http bindings, primary first.
 	HTTP []purista.HTTPRule
-	// Event is the event message the response is published as, or nil.
-	Event protoreflect.MessageDescriptor
-	// Subscribe is the event message the method is called with, or nil.
-	Subscribe protoreflect.MessageDescriptor
+	// Event is the event the response is published as, or nil.
+	Event *Event
+	// Subscribe is the event the method is called with, or nil. Both may be
+	// declared in a file that is not modelled, only imported.
+	Subscribe *Event
 }
 
 // Event is a message marked as an event, with its options applied.
@@ -138,7 +139,7 @@ func (e *Error) Error() string { return strings.Join(e.Problems, "\n") }
 // HTTP routes are checked for conflicts across every modelled file. The
 // error, an *Error, lists every problem found.
 func Build(files []protoreflect.FileDescriptor, opts Options) (*Model, error) {
-	b := &builder{opts: opts, messages: map[protoreflect.FullName]protoreflect.MessageDescriptor{}}
+	b := &builder{opts: opts, messages: map[protoreflect.FullName]protoreflect.MessageDescriptor{}, events: map[protoreflect.FullName]*Event{}}
 	for _, f := range files {
 		b.indexMessages(f.Messages())
 	}
@@ -151,7 +152,7 @@ func Build(files []protoreflect.FileDescriptor, opts Options) (*Model, error) {
 		for i := 0; i < f.Services().Len(); i++ {
 			fm.Services = append(fm.Services, b.service(f.Services().Get(i)))
 		}
-		fm.Events = b.events(f.Messages(), nil)
+		fm.Events = b.eventsOf(f.Messages(), nil)
 		model.Files = append(model.Files, fm)
 	}
 	b.checkRoutes(model)
@@ -166,6 +167,7 @@ func Build(files []protoreflect.FileDescriptor, opts Options) (*Model, error) {
 type builder struct {
 	opts     Options
 	messages map[protoreflect.FullName]protoreflect.MessageDescriptor
+	events   map[protoreflect.FullName]*Event // built once, however often named
 	errs     []string
 }
 
@@ -256,7 +258,7 @@ func (b *builder) method(m protoreflect.MethodDescriptor) *Method {
 
 	if e := opts.GetEmitEvent(); e != "" {
 		if ev := b.eventRef(m, name, "emit_event", e); ev != nil {
-			mm.Event = ev
+			mm.Event = b.event(ev, nil)
 			if m.Output().FullName() != ev.FullName() {
 				how := "its generated Publish function"
 				if b.opts.PublishFunc != nil {
@@ -269,7 +271,7 @@ func (b *builder) method(m protoreflect.MethodDescriptor) *Method {
 	}
 	if e := opts.GetSubscribe(); e != "" {
 		if ev := b.eventRef(m, name, "subscribe", e); ev != nil {
-			mm.Subscribe = ev
+			mm.Subscribe = b.event(ev, nil)
 			if m.Input().FullName() != ev.FullName() {
 				b.errorf(m, "%s: (purista.v1.method).subscribe names %s but the method takes %s; a subscriber is called with the event, so take %s",
 					name, ev.FullName(), m.Input().FullName(), ev.FullName())
@@ -392,37 +394,50 @@ func (b *builder) httpRules(m protoreflect.MethodDescriptor, element string, rul
 	return out
 }
 
-// events appends the events among msgs and their nested messages to out,
+// eventsOf appends the events among msgs and their nested messages to out,
 // and checks that messages which are not events carry no event settings.
-func (b *builder) events(msgs protoreflect.MessageDescriptors, out []*Event) []*Event {
+func (b *builder) eventsOf(msgs protoreflect.MessageDescriptors, out []*Event) []*Event {
 	for i := 0; i < msgs.Len(); i++ {
 		m := msgs.Get(i)
 		if m.IsMapEntry() {
 			continue
 		}
 		opts, _ := proto.GetExtension(m.Options(), puristav1.E_Message).(*puristav1.MessageOptions)
-		name := "message " + string(m.FullName())
 		switch {
 		case opts.GetEvent():
-			em := &Event{Desc: m, Topic: purista.DefaultEventTopic(string(m.FullName()))}
-			if opts.GetTopic() != "" {
-				em.Topic = opts.GetTopic()
-			}
-			if err := purista.ValidateTopic(em.Topic); err != nil {
-				b.errorf(m, "%s: event topic: %v", name, err)
-			}
-			em.Partitions, em.ReplicationFactor = b.topicSize(m, name, "(purista.v1.message)", opts.GetPartitions(), opts.GetReplicationFactor())
-			if k := opts.GetPartitionKey(); k != "" {
-				em.Key = b.keyField(m, name, "(purista.v1.message).partition_key", k, m)
-			}
-			out = append(out, em)
+			out = append(out, b.event(m, opts))
 		case opts != nil && proto.Size(opts) > 0:
-			b.errorf(m, "%s: (purista.v1.message) sets %s but not event: true, so the message is no event; set event: true or remove the option",
-				name, setFields(opts))
+			b.errorf(m, "message %s: (purista.v1.message) sets %s but not event: true, so the message is no event; set event: true or remove the option",
+				m.FullName(), setFields(opts))
 		}
-		out = b.events(m.Messages(), out)
+		out = b.eventsOf(m.Messages(), out)
 	}
 	return out
+}
+
+// event returns the model of an event message, built and checked the first
+// time it is asked for; opts are its options when the caller has them.
+func (b *builder) event(m protoreflect.MessageDescriptor, opts *puristav1.MessageOptions) *Event {
+	if em, ok := b.events[m.FullName()]; ok {
+		return em
+	}
+	if opts == nil {
+		opts, _ = proto.GetExtension(m.Options(), puristav1.E_Message).(*puristav1.MessageOptions)
+	}
+	name := "message " + string(m.FullName())
+	em := &Event{Desc: m, Topic: purista.DefaultEventTopic(string(m.FullName()))}
+	b.events[m.FullName()] = em
+	if opts.GetTopic() != "" {
+		em.Topic = opts.GetTopic()
+	}
+	if err := purista.ValidateTopic(em.Topic); err != nil {
+		b.errorf(m, "%s: event topic: %v", name, err)
+	}
+	em.Partitions, em.ReplicationFactor = b.topicSize(m, name, "(purista.v1.message)", opts.GetPartitions(), opts.GetReplicationFactor())
+	if k := opts.GetPartitionKey(); k != "" {
+		em.Key = b.keyField(m, name, "(purista.v1.message).partition_key", k, m)
+	}
+	return em
 }
 
 // setFields lists the fields set in an options message.

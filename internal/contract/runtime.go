@@ -11,10 +11,21 @@ import (
 )
 
 // Describe returns the runtime description of the service, the value the
-// generated code declares for it. Partition keys are read by reflection, so
-// the description serves dynamic messages of a descriptor set as well as
-// generated ones. RegisterHTTP is left nil: it needs generated code.
+// generated code declares for it, with the events its methods emit and
+// subscribe to. Partition keys are read by reflection, so the description
+// serves dynamic messages of a descriptor set as well as generated ones.
 func (s *Service) Describe() *purista.Service {
+	events := map[*Event]*purista.Event{} // one value per event, as generated code has
+	describe := func(e *Event) *purista.Event {
+		if e == nil {
+			return nil
+		}
+		if d, ok := events[e]; ok {
+			return d
+		}
+		events[e] = e.Describe()
+		return events[e]
+	}
 	name := string(s.Desc.FullName())
 	out := &purista.Service{
 		Name:              name,
@@ -36,12 +47,7 @@ func (s *Service) Describe() *purista.Service {
 		if m.Key != nil {
 			pm.PartitionKeyField, pm.PartitionKey = string(m.Key.Name()), KeyFunc(m.Key)
 		}
-		if m.Event != nil {
-			pm.Event = string(m.Event.FullName())
-		}
-		if m.Subscribe != nil {
-			pm.Subscribe = string(m.Subscribe.FullName())
-		}
+		pm.Event, pm.Subscribe = describe(m.Event), describe(m.Subscribe)
 		out.Methods = append(out.Methods, pm)
 	}
 	return out

@@ -2,15 +2,12 @@ package dispatch
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/purista-go/purista"
 )
 
 // CallOptions are the grpc.CallOptions a purista transport honours.
@@ -53,26 +50,6 @@ func (co CallOptions) Deliver(header, trailer metadata.MD) {
 		}
 		*co.Trailer = trailer
 	}
-}
-
-// MethodTimeout returns the timeout for a call made without a deadline: the
-// contract's timeout for the method when it declares one, else def.
-func MethodTimeout(fullMethod string, def time.Duration) time.Duration {
-	if _, m, ok := purista.LookupMethod(fullMethod); ok && m.Timeout > 0 {
-		return m.Timeout
-	}
-	return def
-}
-
-// WithDefaultTimeout gives ctx the method's default deadline when it has none.
-func WithDefaultTimeout(ctx context.Context, fullMethod string, def time.Duration) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
-	}
-	if d := MethodTimeout(fullMethod, def); d > 0 {
-		return context.WithTimeout(ctx, d)
-	}
-	return ctx, func() {}
 }
 
 // ChainUnaryClient composes interceptors around invoke so the first is

@@ -30,6 +30,7 @@ type Server struct {
 	interceptor grpc.UnaryServerInterceptor
 	logger      *slog.Logger
 	dedup       *Dedup
+	contracts   *Contracts
 
 	mu       sync.RWMutex
 	services map[string]*service
@@ -47,17 +48,19 @@ type Method struct {
 	FullMethod string
 	Service    string
 	Name       string
-	// Contract is the method's purista description, nil when the service's
-	// generated purista code is not linked in.
+	// Contract is the method's purista description; nil only for a method
+	// the service's ServiceDesc has and its contract lacks (generated from
+	// another version of the .proto file).
 	Contract *purista.Method
 
 	svc  *service
 	desc *grpc.MethodDesc
 }
 
-// NewServer returns an empty Server. interceptors run in order around every
-// handler; dedup may be nil to disable the dedup window.
-func NewServer(logger *slog.Logger, dedup *Dedup, interceptors ...grpc.UnaryServerInterceptor) *Server {
+// NewServer returns an empty Server for services whose contracts are
+// among contracts. interceptors run in order around every handler; dedup
+// may be nil to disable the dedup window.
+func NewServer(logger *slog.Logger, dedup *Dedup, contracts *Contracts, interceptors ...grpc.UnaryServerInterceptor) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -65,16 +68,20 @@ func NewServer(logger *slog.Logger, dedup *Dedup, interceptors ...grpc.UnaryServ
 		interceptor: ChainUnaryServer(interceptors...),
 		logger:      logger,
 		dedup:       dedup,
+		contracts:   contracts,
 		services:    map[string]*service{},
 	}
 }
 
 // Register adds a service, as grpc.ServiceRegistrar does. It reports an
-// error instead of panicking when impl does not implement the service or the
-// service is registered twice.
+// error instead of panicking when impl does not implement the service, the
+// service is registered twice, or the server has no contract for it.
 func (s *Server) Register(sd *grpc.ServiceDesc, impl any) error {
 	if sd == nil {
 		return fmt.Errorf("register service: the service description is nil")
+	}
+	if _, ok := s.contracts.Service(sd.ServiceName); !ok {
+		return s.contracts.missing(sd.ServiceName)
 	}
 	if impl == nil {
 		return fmt.Errorf("register service %s: the implementation is nil", sd.ServiceName)
@@ -113,6 +120,9 @@ func (s *Server) ServiceNames() []string {
 	return out
 }
 
+// Contracts returns the contracts the server was made with.
+func (s *Server) Contracts() *Contracts { return s.contracts }
+
 // HasService reports whether a service is registered.
 func (s *Server) HasService(name string) bool {
 	s.mu.RLock()
@@ -135,7 +145,7 @@ func (s *Server) Lookup(fullMethod string) (Method, error) {
 		}
 		return Method{}, status.Errorf(codes.Unimplemented, "unknown method %s for service %s", name, svcName)
 	}
-	_, contract, _ := purista.LookupMethod(fullMethod)
+	_, contract, _ := s.contracts.Method(fullMethod)
 	return Method{FullMethod: fullMethod, Service: svcName, Name: name, Contract: contract, svc: svc, desc: md}, nil
 }
 

@@ -19,8 +19,7 @@ type StreamMethod struct {
 	FullMethod string
 	Service    string
 	Name       string
-	// Contract is the method's purista description, nil when the service's
-	// generated purista code is not linked in.
+	// Contract is the method's purista description (see Method.Contract).
 	Contract *purista.Method
 
 	svc  *service
@@ -50,7 +49,7 @@ func (s *Server) LookupStream(fullMethod string) (StreamMethod, error) {
 	case sd.ClientStreams:
 		return StreamMethod{}, status.Errorf(codes.Unimplemented, "method %s %s", fullMethod, ClientStreamingUnimplemented)
 	}
-	_, contract, _ := purista.LookupMethod(fullMethod)
+	_, contract, _ := s.contracts.Method(fullMethod)
 	return StreamMethod{FullMethod: fullMethod, Service: svcName, Name: name, Contract: contract, svc: svc, desc: sd}, nil
 }
 

@@ -204,24 +204,24 @@ type Subscriber struct {
 }
 
 // Subscribers lists the subscribing methods of the services disp serves,
-// grouped by service and event in declaration order. It fails when a
-// method subscribes to an event whose generated code is not linked in.
+// grouped by service and event in declaration order, as their contracts
+// declare them.
 func Subscribers(disp *dispatch.Server) ([][]Subscriber, error) {
 	var groups [][]Subscriber
 	var errs []error
 	for _, name := range disp.ServiceNames() {
-		svc, ok := purista.LookupService(name)
+		svc, ok := disp.Contracts().Service(name)
 		if !ok {
 			continue
 		}
 		index := map[string]int{}
 		for _, m := range svc.Methods {
-			if m.Subscribe == "" {
+			ev := m.Subscribe
+			if ev == nil {
 				continue
 			}
-			ev, ok := purista.LookupEvent(m.Subscribe)
-			if !ok {
-				errs = append(errs, fmt.Errorf("method %s subscribes to %s, whose generated code is not linked in: import the Go package of the event's .proto file", m.FullMethod, m.Subscribe))
+			if ev.Name == "" {
+				errs = append(errs, fmt.Errorf("method %s subscribes to an event without a name: pass the generated contract, whose Subscribe is the event's _PuristaEvent", m.FullMethod))
 				continue
 			}
 			dm, err := disp.Lookup(m.FullMethod)
@@ -243,26 +243,24 @@ func Subscribers(disp *dispatch.Server) ([][]Subscriber, error) {
 
 // Interceptor returns the server interceptor every transport puts
 // outermost: it gives the handler's context pub, and publishes the
-// successful response of a method whose contract sets emit_event before the
-// response goes back, failing the call with UNAVAILABLE when it cannot.
-func Interceptor(pub purista.Publisher) grpc.UnaryServerInterceptor {
+// successful response of a method whose contract (among contracts) sets
+// emit_event before the response goes back, failing the call with
+// UNAVAILABLE when it cannot.
+func Interceptor(pub purista.Publisher, contracts *dispatch.Contracts) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx = purista.ContextWithPublisher(ctx, pub)
 		resp, err := handler(ctx, req)
 		if err != nil {
 			return resp, err
 		}
-		_, m, ok := purista.LookupMethod(info.FullMethod)
-		if !ok || m.Event == "" {
+		_, m, ok := contracts.Method(info.FullMethod)
+		if !ok || m.Event == nil {
 			return resp, nil
 		}
-		ev, ok := purista.LookupEvent(m.Event)
-		if !ok {
-			return nil, status.Errorf(codes.Internal, "method %s emits the event %s, whose generated code is not linked in: import the Go package of the event's .proto file", info.FullMethod, m.Event)
-		}
+		ev := m.Event
 		msg, ok := resp.(proto.Message)
 		if !ok {
-			return nil, status.Errorf(codes.Internal, "method %s returned %T, not the event message %s", info.FullMethod, resp, m.Event)
+			return nil, status.Errorf(codes.Internal, "method %s returned %T, not the event message %s", info.FullMethod, resp, ev.Name)
 		}
 		var key []byte
 		if ev.PartitionKey != nil {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/dispatch"
 )
 
 func TestBackoff(t *testing.T) {
@@ -159,13 +160,15 @@ func (stream) SetTrailer(metadata.MD) error { return nil }
 func TestInterceptorEmitsEvent(t *testing.T) {
 	const method = "/eventing.test.v1.Svc/Emit"
 	ev := &purista.Event{Name: "eventing.test.v1.Emitted", Topic: "t", PartitionKey: func(m proto.Message) []byte { return []byte(m.(*wrapperspb.StringValue).GetValue()) }}
-	_ = purista.RegisterEvent(ev)
-	_ = purista.RegisterService(&purista.Service{Name: "eventing.test.v1.Svc", Methods: []*purista.Method{
-		{Name: "Emit", FullMethod: method, Event: ev.Name},
+	contracts, err := dispatch.NewContracts("test", []*purista.Service{{Name: "eventing.test.v1.Svc", Methods: []*purista.Method{
+		{Name: "Emit", FullMethod: method, Event: ev},
 		{Name: "Plain", FullMethod: "/eventing.test.v1.Svc/Plain"},
-	}})
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	pub := &recordingPublisher{}
-	ic := Interceptor(pub)
+	ic := Interceptor(pub, contracts)
 	ctx := grpc.NewContextWithServerTransportStream(context.Background(), stream{method})
 	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("traceparent", "tp", "x-other", "no"))
 	var handlerPub purista.Publisher

@@ -20,7 +20,9 @@ func (e eventEnv) EventServer(_ testing.TB, o events.Options) conformance.Server
 	return server{e.ch.NewServer(opts...)}
 }
 
-func (e eventEnv) Publisher(testing.TB) purista.Publisher { return e.ch.NewClient() }
+func (e eventEnv) Publisher(testing.TB) purista.Publisher {
+	return e.ch.NewClient(options(conformance.Options{})...)
+}
 
 // AwaitSubscribers has nothing to wait for: registering is subscribing.
 func (e eventEnv) AwaitSubscribers(testing.TB, string, string, int) {}

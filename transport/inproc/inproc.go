@@ -9,6 +9,10 @@
 // metadata round-trip, interceptors run, panics become INTERNAL, and the
 // contract's idempotent methods are deduplicated by idempotency key.
 //
+// Like the Kafka transport it is handed the contracts of the services it
+// serves and calls (WithContracts): a server refuses a service it has no
+// contract for, a client a call to one.
+//
 // Several Servers may register the same service: they are its instances,
 // and calls and events are spread over them as a consumer group spreads
 // them on Kafka. Events, subscriptions, retries and dead letters follow the
@@ -27,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/internal/dispatch"
 	"github.com/purista-go/purista/internal/eventing"
 )
@@ -35,6 +40,7 @@ import (
 type Option func(*options)
 
 type options struct {
+	contracts          []*purista.Service
 	defaultTimeout     time.Duration
 	serverInterceptors []grpc.UnaryServerInterceptor
 	clientInterceptors []grpc.UnaryClientInterceptor
@@ -42,6 +48,16 @@ type options struct {
 	dedupSize          int
 	dedupTTL           time.Duration
 	events             eventOptions // events.go
+}
+
+// WithContracts hands the channel's ends the contracts of the services
+// they serve and call: the generated <Service>_PuristaService values. A
+// server refuses to register a service without one (Err reports it), and a
+// client fails a call to a service without one with FAILED_PRECONDITION,
+// as the Kafka transport does: its timeouts, idempotency and events come
+// from the contract. Repeated options add up.
+func WithContracts(services ...*purista.Service) Option {
+	return func(o *options) { o.contracts = append(o.contracts, services...) }
 }
 
 // WithDefaultTimeout sets the deadline of calls made without one whose
@@ -86,9 +102,11 @@ type Channel struct {
 
 // Client is the calling end of a Channel.
 type Client struct {
-	ch     *Channel
-	opts   options
-	invoke grpc.UnaryInvoker
+	ch        *Channel
+	opts      options
+	contracts *dispatch.Contracts
+	err       error // bad WithContracts, answered to every call
+	invoke    grpc.UnaryInvoker
 }
 
 // Server is the serving end of a Channel.
@@ -127,6 +145,7 @@ func New(opts ...Option) *Channel {
 // NewClient returns another calling end with its own options.
 func (c *Channel) NewClient(opts ...Option) *Client {
 	cl := &Client{ch: c, opts: newOptions(opts)}
+	cl.contracts, cl.err = dispatch.NewContracts("inproc.WithContracts", cl.opts.contracts)
 	cl.invoke = dispatch.ChainUnaryClient(cl.roundTrip, cl.opts.clientInterceptors...)
 	return cl
 }
@@ -139,9 +158,11 @@ func (c *Channel) NewServer(opts ...Option) *Server {
 		dd = dispatch.NewDedup(o.dedupSize, o.dedupTTL)
 	}
 	s := &Server{ch: c, opts: o}
+	contracts, err := dispatch.NewContracts("inproc.WithContracts", o.contracts)
+	s.regErr = err
 	// The event interceptor is outermost: handlers publish through their
 	// context, and emit_event methods publish the response callers get.
-	s.server = dispatch.NewServer(o.logger, dd, append([]grpc.UnaryServerInterceptor{eventing.Interceptor(s)}, o.serverInterceptors...)...)
+	s.server = dispatch.NewServer(o.logger, dd, contracts, append([]grpc.UnaryServerInterceptor{eventing.Interceptor(s, contracts)}, o.serverInterceptors...)...)
 	return s
 }
 
@@ -149,7 +170,10 @@ func (c *Channel) NewServer(opts ...Option) *Server {
 // Registering a service another Server registered too adds an instance of
 // it. A bad registration is logged and reported by Err, not a panic.
 func (s *Server) RegisterService(sd *grpc.ServiceDesc, impl any) {
-	err := s.server.Register(sd, impl)
+	err := s.Err()
+	if err == nil {
+		err = s.server.Register(sd, impl)
+	}
 	if err == nil {
 		err = s.ch.publish(sd.ServiceName, s.server)
 	}
@@ -206,7 +230,10 @@ func (c *Channel) Close() error {
 
 // Invoke performs a unary call.
 func (cl *Client) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	ctx, cancel := dispatch.WithDefaultTimeout(ctx, method, cl.opts.defaultTimeout)
+	if err := cl.check(method); err != nil {
+		return err
+	}
+	ctx, cancel := cl.contracts.WithDefaultTimeout(ctx, method, cl.opts.defaultTimeout)
 	defer cancel()
 	return cl.invoke(ctx, method, args, reply, nil, opts...)
 }
@@ -215,6 +242,15 @@ func (cl *Client) Invoke(ctx context.Context, method string, args, reply any, op
 // bidi-streaming calls are UNIMPLEMENTED, as on Kafka.
 func (cl *Client) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	return cl.newStream(ctx, desc, method, opts...)
+}
+
+// check refuses a call the client has no contract for.
+func (cl *Client) check(method string) error {
+	if cl.err != nil {
+		return status.Errorf(codes.FailedPrecondition, "call %s: %v", method, cl.err)
+	}
+	_, err := cl.contracts.Require(method)
+	return err
 }
 
 func (cl *Client) roundTrip(ctx context.Context, method string, args, reply any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {

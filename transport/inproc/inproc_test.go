@@ -18,6 +18,7 @@ func (server) Stop()            {}
 
 func options(o conformance.Options) []inproc.Option {
 	opts := []inproc.Option{
+		inproc.WithContracts(conformance.Contracts()...),
 		inproc.WithUnaryClientInterceptors(o.ClientInterceptors...),
 		inproc.WithUnaryServerInterceptors(o.ServerInterceptors...),
 	}

@@ -26,7 +26,10 @@ func (cl *Client) newStream(ctx context.Context, desc *grpc.StreamDesc, method s
 	if desc != nil && desc.ClientStreams {
 		return nil, status.Errorf(codes.Unimplemented, "method %s %s", method, dispatch.ClientStreamingUnimplemented)
 	}
-	ctx, cancel := dispatch.WithDefaultTimeout(ctx, method, cl.opts.defaultTimeout)
+	if err := cl.check(method); err != nil {
+		return nil, err
+	}
+	ctx, cancel := cl.contracts.WithDefaultTimeout(ctx, method, cl.opts.defaultTimeout)
 	ctx, cancel2 := context.WithCancel(ctx)
 	return &clientStream{
 		cl: cl, ctx: ctx, cancel: func() { cancel2(); cancel() }, method: method,

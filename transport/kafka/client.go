@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/internal/dispatch"
 )
 
@@ -103,7 +102,7 @@ func (c *ClientConn) start(ctx context.Context) error {
 		return err
 	}
 	if c.cfg.ensureTopics {
-		if _, err := ensureTopics(ctx, c.base, servicesTopics(c.base, purista.Services())); err != nil {
+		if _, err := ensureTopics(ctx, c.base, servicesTopics(c.base, c.contracts.Services())); err != nil {
 			return err
 		}
 	}
@@ -228,7 +227,10 @@ func (c *ClientConn) Stats() ClientStats {
 
 // Invoke sends a unary call and waits for its reply.
 func (c *ClientConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	ctx, cancel := dispatch.WithDefaultTimeout(ctx, method, c.cfg.defaultTimeout)
+	if _, err := c.contracts.Require(method); err != nil {
+		return err
+	}
+	ctx, cancel := c.contracts.WithDefaultTimeout(ctx, method, c.cfg.defaultTimeout)
 	defer cancel()
 	return c.invoke(ctx, method, args, reply, nil, opts...)
 }
@@ -255,7 +257,7 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 	md, _ := metadata.FromOutgoingContext(ctx)
 	idemKey := dispatch.IdempotencyKey(md)
 	var key []byte
-	if _, m, ok := purista.LookupMethod(method); ok {
+	if _, m, ok := c.contracts.Method(method); ok {
 		if m.PartitionKey != nil {
 			key = m.PartitionKey(req)
 		}
@@ -378,9 +380,9 @@ func decodeReply(m kafka.Message, out proto.Message, co dispatch.CallOptions) er
 }
 
 // Ready reports whether a broker answers and the request topics of every
-// service whose generated code is linked in exist.
+// service of its contracts (WithContracts) exist.
 func (c *ClientConn) Ready(ctx context.Context) error {
-	return checkTopics(ctx, c.base, servicesTopics(c.base, purista.Services()))
+	return checkTopics(ctx, c.base, servicesTopics(c.base, c.contracts.Services()))
 }
 
 // Close fails pending calls with UNAVAILABLE, stops reading replies and

@@ -39,8 +39,12 @@ func newEnv(t testing.TB, brokers []string) *env {
 	return &env{brokers: brokers, prefix: fmt.Sprintf("t%d-%d.", os.Getpid(), envSeq.Add(1))}
 }
 
+// contracts hands a test's clients and servers the contracts of every
+// service the tests serve.
+var contracts = kafka.WithContracts(conformance.Contracts()...)
+
 func (e *env) common() []kafka.Option {
-	return []kafka.Option{kafka.WithTopicPrefix(e.prefix), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet)}
+	return []kafka.Option{kafka.WithTopicPrefix(e.prefix), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet), contracts}
 }
 
 func (e *env) Client(t testing.TB, o conformance.Options) grpc.ClientConnInterface {

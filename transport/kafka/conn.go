@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/dispatch"
 )
 
 var topicPartRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
@@ -43,11 +44,12 @@ func validateBrokers(brokers []string) error {
 // base is what clients and servers share: the kafka-go client, the
 // producer and topic naming.
 type base struct {
-	cfg     commonConfig
-	brokers []string
-	kc      *kafka.Client
-	dialer  *kafka.Dialer
-	prod    *producer
+	cfg       commonConfig
+	contracts *dispatch.Contracts // WithContracts
+	brokers   []string
+	kc        *kafka.Client
+	dialer    *kafka.Dialer
+	prod      *producer
 }
 
 func newBase(brokers []string, cfg commonConfig) (*base, error) {
@@ -56,6 +58,10 @@ func newBase(brokers []string, cfg commonConfig) (*base, error) {
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	contracts, err := dispatch.NewContracts("kafka.WithContracts", cfg.contracts)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	if cfg.clientID == "" {
 		cfg.clientID = defaultClientID()
@@ -69,10 +75,11 @@ func newBase(brokers []string, cfg commonConfig) (*base, error) {
 	}
 	kc := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: 30 * time.Second}
 	b := &base{
-		cfg:     cfg,
-		brokers: append([]string(nil), brokers...),
-		kc:      kc,
-		dialer:  &kafka.Dialer{ClientID: cfg.clientID, Timeout: cfg.dialTimeout, TLS: cfg.tls, SASLMechanism: cfg.sasl, DualStack: true},
+		contracts: contracts,
+		cfg:       cfg,
+		brokers:   append([]string(nil), brokers...),
+		kc:        kc,
+		dialer:    &kafka.Dialer{ClientID: cfg.clientID, Timeout: cfg.dialTimeout, TLS: cfg.tls, SASLMechanism: cfg.sasl, DualStack: true},
 	}
 	b.prod = newProducer(b.dialer, b.brokers, cfg.requiredAcks, cfg.maxBatch, cfg.logger)
 	return b, nil
@@ -93,8 +100,14 @@ func (b *base) ping(ctx context.Context) error {
 	return nil
 }
 
+// requestTopic returns the request topic of a service: its contract's, or
+// the default name (a client refuses calls without a contract before it
+// gets here, a server services without one).
 func (b *base) requestTopic(service string) string {
-	return b.cfg.topicPrefix + purista.RequestTopic(service)
+	if s, ok := b.contracts.Service(service); ok && s.RequestTopic != "" {
+		return b.cfg.topicPrefix + s.RequestTopic
+	}
+	return b.cfg.topicPrefix + purista.DefaultRequestTopic(service)
 }
 
 func (b *base) groupID(service string) string {

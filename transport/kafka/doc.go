@@ -13,11 +13,17 @@
 // call's deadline has not passed. A request whose deadline passed while it
 // waited is never executed.
 //
-//	conn, err := kafka.Dial(ctx, []string{"127.0.0.1:9092"})
+// Clients and servers are handed the contracts of the services they call
+// and serve (WithContracts): the values protoc-gen-purista generates, which
+// carry request topics, partition keys, timeouts and events.
+//
+//	conn, err := kafka.Dial(ctx, []string{"127.0.0.1:9092"},
+//		kafka.WithContracts(usersv1.UsersService_PuristaService))
 //	...
 //	users := usersv1.NewUsersServiceClient(conn)
 //
-//	srv, err := kafka.NewServer([]string{"127.0.0.1:9092"})
+//	srv, err := kafka.NewServer([]string{"127.0.0.1:9092"},
+//		kafka.WithContracts(usersv1.UsersService_PuristaService))
 //	...
 //	usersv1.RegisterUsersServiceServer(srv, impl)
 //	err = srv.Serve(ctx)

@@ -181,5 +181,5 @@ func decodeEventHeaders(hs []kafka.Header) eventHeaders {
 // user's: handlers get the server as their publisher, and emit_event
 // methods publish the response the caller receives.
 func (s *Server) withEventInterceptor(user []grpc.UnaryServerInterceptor) []grpc.UnaryServerInterceptor {
-	return append([]grpc.UnaryServerInterceptor{eventing.Interceptor(s)}, user...)
+	return append([]grpc.UnaryServerInterceptor{eventing.Interceptor(s, s.contracts)}, user...)
 }

@@ -22,8 +22,10 @@ func Example() {
 	defer broker.Close()
 	ctx := context.Background()
 
-	// The server: register the ordinary gRPC implementation, then serve.
-	srv, err := kafka.NewServer(broker.Addrs(), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet))
+	// The server: handed the contract of the service it serves, the
+	// ordinary gRPC implementation is registered, then served.
+	srv, err := kafka.NewServer(broker.Addrs(), kafka.WithContracts(testingv1.EchoService_PuristaService),
+		kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -31,10 +33,12 @@ func Example() {
 	go func() { _ = srv.Serve(ctx) }()
 	defer srv.GracefulStop()
 
-	// The client: the generated client over a Kafka connection. It ensures the
-	// request topics too, so the call need not wait for Serve to create them:
-	// the request waits in the topic until the server takes it.
-	conn, err := kafka.Dial(ctx, broker.Addrs(), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet))
+	// The client: the generated client over a Kafka connection handed the
+	// contract of the service it calls. It ensures the request topics too,
+	// so the call need not wait for Serve to create them: the request waits
+	// in the topic until the server takes it.
+	conn, err := kafka.Dial(ctx, broker.Addrs(), kafka.WithContracts(testingv1.EchoService_PuristaService),
+		kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet))
 	if err != nil {
 		log.Fatal(err)
 	}

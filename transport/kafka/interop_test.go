@@ -118,7 +118,7 @@ func TestBadRecordsDoNotStopThePartition(t *testing.T) {
 		if err := w.WriteMessages(ctx, garbage...); err != nil {
 			t.Fatalf("write garbage: %v", err)
 		}
-		srv, err := kafka.NewServer(brokers, kafka.WithTopicPrefix(e.prefix), kafka.WithLogger(quiet), kafka.WithDeadLetterTopic(dlq))
+		srv, err := kafka.NewServer(brokers, kafka.WithTopicPrefix(e.prefix), kafka.WithLogger(quiet), kafka.WithDeadLetterTopic(dlq), contracts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
 	"google.golang.org/grpc"
+
+	"github.com/purista-go/purista"
 )
 
 // ClientOption configures a ClientConn.
@@ -38,6 +40,7 @@ func (f commonOption) applyClient(c *clientConfig) { f(&c.commonConfig) }
 func (f commonOption) applyServer(c *serverConfig) { f(&c.commonConfig) }
 
 type commonConfig struct {
+	contracts      []*purista.Service
 	tls            *tls.Config
 	sasl           sasl.Mechanism
 	errs           []error
@@ -86,6 +89,16 @@ func (c *commonConfig) validate() error {
 		return fmt.Errorf("kafka: default partitions %d must be at least 1", c.partitions)
 	}
 	return nil
+}
+
+// WithContracts hands a client or server the contracts of the services it
+// calls or serves: the generated <Service>_PuristaService values, which
+// carry request topics, partition keys, timeouts, idempotency and events. A
+// server refuses to serve a service without one (Serve returns the error);
+// a client fails a call to one with FAILED_PRECONDITION. Repeated options
+// add up.
+func WithContracts(services ...*purista.Service) Option {
+	return commonOption(func(c *commonConfig) { c.contracts = append(c.contracts, services...) })
 }
 
 // WithTLS connects to the brokers over TLS.

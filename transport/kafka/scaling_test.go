@@ -36,7 +36,7 @@ func TestHelperServer(t *testing.T) {
 		t.Fatalf("%s=%q: want brokers|prefix|name", helperEnv, spec)
 	}
 	brokers, prefix, name := parts[0], parts[1], parts[2]
-	srv, err := kafka.NewServer(strings.Split(brokers, ","), kafka.WithTopicPrefix(prefix), kafka.WithLogger(quiet), kafka.WithEnsureTopics(3, 1),
+	srv, err := kafka.NewServer(strings.Split(brokers, ","), kafka.WithTopicPrefix(prefix), kafka.WithLogger(quiet), kafka.WithEnsureTopics(3, 1), contracts,
 		kafka.WithGroupTimings(250*time.Millisecond, 6*time.Second))
 	if err != nil {
 		fmt.Println("helper:", err)

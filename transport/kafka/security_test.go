@@ -29,7 +29,7 @@ func TestTLSAndSCRAM(t *testing.T) {
 	defer b.Close()
 	clientTLS := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	opts := []kafka.Option{kafka.WithTLS(clientTLS), kafka.WithSASLScram("SCRAM-SHA-512", "svc", "s3cret"),
-		kafka.WithEnsureTopics(1, 1), kafka.WithLogger(quiet), kafka.WithTopicPrefix("sec.")}
+		kafka.WithEnsureTopics(1, 1), kafka.WithLogger(quiet), kafka.WithTopicPrefix("sec."), contracts}
 	var srvOpts []kafka.ServerOption
 	var cliOpts []kafka.ClientOption
 	for _, o := range opts {
@@ -54,7 +54,7 @@ func TestTLSAndSCRAM(t *testing.T) {
 		t.Fatalf("Echo over TLS = %v, %v", resp, err)
 	}
 
-	plain, err := kafka.Dial(ctx, b.Addrs(), kafka.WithTLS(clientTLS), kafka.WithSASLPlain("plain-user", "plain-pass"), kafka.WithLogger(quiet), kafka.WithTopicPrefix("sec."))
+	plain, err := kafka.Dial(ctx, b.Addrs(), kafka.WithTLS(clientTLS), kafka.WithSASLPlain("plain-user", "plain-pass"), kafka.WithLogger(quiet), kafka.WithTopicPrefix("sec."), contracts)
 	if err != nil {
 		t.Fatalf("Dial with SASL/PLAIN: %v", err)
 	}
@@ -95,5 +95,20 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if err := srv.Serve(ctx); err == nil || !strings.Contains(err.Error(), "no services registered") {
 		t.Errorf("Serve with no services = %v, want a message saying to register one", err)
+	}
+}
+
+// A server refuses a service it has no contract for before it touches a
+// broker: without it, it would read a guessed topic without the contract's
+// timeouts and subscriptions.
+func TestServerNeedsContracts(t *testing.T) {
+	srv, err := kafka.NewServer([]string{"127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "s"})
+	err = srv.Serve(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "EchoService_PuristaService") || !strings.Contains(err.Error(), "kafka.WithContracts") {
+		t.Errorf("Serve without the contract = %v, want an error naming the contract and kafka.WithContracts", err)
 	}
 }

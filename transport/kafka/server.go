@@ -128,7 +128,7 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 		stopWorkers: make(chan struct{}),
 		stopped:     make(chan struct{}),
 	}
-	s.disp = dispatch.NewServer(cfg.logger, dd, s.withEventInterceptor(cfg.interceptors)...)
+	s.disp = dispatch.NewServer(cfg.logger, dd, b.contracts, s.withEventInterceptor(cfg.interceptors)...)
 	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
 	return s, nil
@@ -200,11 +200,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	services := make([]*purista.Service, 0, len(names))
 	for _, n := range names {
-		if d, ok := purista.LookupService(n); ok {
-			services = append(services, d)
-		} else {
-			services = append(services, &purista.Service{Name: n})
-		}
+		d, _ := s.contracts.Service(n) // registration required one
+		services = append(services, d)
 	}
 	specs := servicesTopics(s.base, services)
 	if s.cfg.ensureTopics {
@@ -404,7 +401,7 @@ func (s *Server) handle(m kafka.Message, done func()) {
 	}
 	deadline := h.deadline
 	if deadline.IsZero() {
-		deadline = now.Add(dispatch.MethodTimeout(h.method, s.cfg.defaultTimeout))
+		deadline = now.Add(s.contracts.MethodTimeout(h.method, s.cfg.defaultTimeout))
 	}
 	ctx, cancel := context.WithDeadline(s.handlerCtx, deadline)
 	defer cancel()

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/internal/dispatch"
 )
 
@@ -236,7 +235,7 @@ func (s *Server) serveStream(h requestHeaders, m kafka.Message) bool {
 	}
 	deadline := h.deadline
 	if deadline.IsZero() {
-		deadline = time.Now().Add(dispatch.MethodTimeout(h.method, s.cfg.defaultTimeout))
+		deadline = time.Now().Add(s.contracts.MethodTimeout(h.method, s.cfg.defaultTimeout))
 	}
 	ctx, cancel := context.WithDeadline(s.handlerCtx, deadline)
 	defer cancel()
@@ -368,7 +367,10 @@ func (c *ClientConn) newStream(ctx context.Context, desc *grpc.StreamDesc, metho
 	if _, _, ok := dispatch.SplitMethod(method); !ok {
 		return nil, status.Errorf(codes.Unimplemented, "malformed method name %q: want /package.Service/Method", method)
 	}
-	ctx, cancel := dispatch.WithDefaultTimeout(ctx, method, c.cfg.defaultTimeout)
+	if _, err := c.contracts.Require(method); err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.contracts.WithDefaultTimeout(ctx, method, c.cfg.defaultTimeout)
 	ctx, cancel2 := context.WithCancel(ctx)
 	cs := &clientStream{
 		c: c, ctx: ctx, method: method, id: randomHex(16), window: defaultStreamWindow,
@@ -445,7 +447,7 @@ func (cs *clientStream) SendMsg(m any) error {
 	}
 	svc, _, _ := dispatch.SplitMethod(cs.method)
 	var key []byte
-	if _, pm, ok := purista.LookupMethod(cs.method); ok && pm.PartitionKey != nil {
+	if _, pm, ok := cs.c.contracts.Method(cs.method); ok && pm.PartitionKey != nil {
 		key = pm.PartitionKey(req)
 	}
 	md, _ := metadata.FromOutgoingContext(cs.ctx)

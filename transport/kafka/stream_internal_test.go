@@ -13,6 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/dispatch"
 )
 
 // Lost, reordered or excess stream records end the stream with DATA_LOSS
@@ -57,9 +60,13 @@ func TestStreamGapsAreDataLoss(t *testing.T) {
 	late := map[string]func(id string) kafka.Message{
 		"beyond the window": func(id string) kafka.Message { return final(id, defaultStreamWindow+4) },
 	}
+	contracts, err := dispatch.NewContracts("test", []*purista.Service{{Name: "p.v1.S"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &ClientConn{done: make(chan struct{})}
+			c := &ClientConn{base: &base{contracts: contracts}, done: make(chan struct{})}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			st, err := c.newStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/p.v1.S/M")

@@ -93,7 +93,7 @@ func deadLetterTopics(b *base, services []*purista.Service) []TopicSpec {
 	var specs []TopicSpec
 	for _, s := range services {
 		for _, m := range s.Methods {
-			if m.Subscribe != "" {
+			if m.Subscribe != nil {
 				specs = append(specs, TopicSpec{Name: b.deadLetterTopic(s.Name), Partitions: b.cfg.partitions, ReplicationFactor: b.cfg.replication})
 				break
 			}

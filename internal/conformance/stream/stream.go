@@ -305,7 +305,7 @@ func RunGateway(t *testing.T, newEnv func(t testing.TB) conformance.Env) {
 	srv.Start(t)
 	t.Cleanup(srv.Stop)
 	g, err := gateway.New(env.Client(t, conformance.Options{}),
-		gateway.WithServices(streamv1.StreamService_PuristaService), gateway.WithLogger(slog.New(slog.DiscardHandler)))
+		gateway.WithServices(gateway.Service{Contract: streamv1.StreamService_PuristaService, RegisterHTTP: streamv1.RegisterStreamServiceHTTP}), gateway.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,9 +38,10 @@ func setup(t *testing.T) (ordersv1.OrdersServiceClient, usersv1.UsersServiceClie
 		}
 		return h(ctx, req)
 	}
-	ch := inproc.New(inproc.WithLogger(quiet))
+	contracts := inproc.WithContracts(usersv1.UsersService_PuristaService, ordersv1.OrdersService_PuristaService)
+	ch := inproc.New(inproc.WithLogger(quiet), contracts)
 	t.Cleanup(func() { _ = ch.Close() })
-	usersv1.RegisterUsersServiceServer(ch.NewServer(inproc.WithUnaryServerInterceptors(usersEnd)), usersvc.New(quiet))
+	usersv1.RegisterUsersServiceServer(ch.NewServer(inproc.WithUnaryServerInterceptors(usersEnd), contracts), usersvc.New(quiet))
 	ordersv1.RegisterOrdersServiceServer(ch, ordersvc.New(ch, quiet))
 	return ordersv1.NewOrdersServiceClient(ch), usersv1.NewUsersServiceClient(ch), calls
 }
