@@ -408,7 +408,11 @@ func (d *dev) banner(base string, brokers []string, c *contractSet) {
 		}
 	}
 	if len(brokers) > 0 {
-		fmt.Fprintf(&b, "  Kafka     %s   (purista call --brokers %s <package.Service/Method> '<json>')\n", strings.Join(brokers, ","), strings.Join(brokers, ","))
+		method := "<package.Service/Method>"
+		if len(c.services) > 0 && len(c.services[0].Methods) > 0 {
+			method = strings.TrimPrefix(c.services[0].Methods[0].FullMethod, "/")
+		}
+		fmt.Fprintf(&b, "  Kafka     %s   (purista call --brokers %s %s '{...}')\n", strings.Join(brokers, ","), strings.Join(brokers, ","), method)
 	}
 	b.WriteString("\nrunning; Ctrl-C stops everything\n")
 	d.con.raw(b.String())
