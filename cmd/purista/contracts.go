@@ -220,7 +220,7 @@ func bufBuild(ctx context.Context, dir string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("`buf build` of the contracts in %s failed (%v):\n%s\nfix the contracts, or pass an image you built with --image",
+		return nil, fmt.Errorf("`buf build` of the contracts in %s failed (%v):\n%s\nfix the contracts (imports missing? `make tools` fetches them in a repository purista init made), or pass an image you built with --image",
 			dir, err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil

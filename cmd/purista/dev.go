@@ -191,7 +191,7 @@ func (d *dev) run(ctx context.Context) error {
 	var running []*child
 	defer func() { stopAll(running) }()
 	var waits []func() error
-	for i, pr := range procs {
+	for _, pr := range procs {
 		if pr.delay > 0 {
 			d.con.line("dev", "starting %s in %v", pr.Name, pr.delay)
 			select {
@@ -203,7 +203,7 @@ func (d *dev) run(ctx context.Context) error {
 		penv := slices.Clone(env)
 		var ready string
 		switch {
-		case pr.HTTP && i == slices.IndexFunc(procs, func(p process) bool { return p.HTTP }):
+		case pr.HTTP:
 			penv = append(penv, "PURISTA_HTTP_ADDR="+strings.TrimPrefix(base, "http://"))
 			ready = base + "/healthz"
 		case pr.Ops:
@@ -424,7 +424,6 @@ type child struct {
 	http bool
 	once bool
 	cmd  *exec.Cmd
-	out  interface{ Close() error }
 	done chan struct{}
 	err  error
 }
@@ -445,7 +444,7 @@ func (d *dev) spawn(pr process, argv []string, env []string) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s (%s): %w", pr.Name, strings.Join(argv, " "), err)
 	}
-	c := &child{name: pr.Name, http: pr.HTTP, once: pr.Once, cmd: cmd, out: out, done: make(chan struct{})}
+	c := &child{name: pr.Name, http: pr.HTTP, once: pr.Once, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
 		_ = out.Close()

@@ -111,6 +111,9 @@ func loadProject(path string) (*project, error) {
 			pr.Once = true
 		}
 	}
+	if n := countHTTP(p.Processes); n > 1 {
+		errs = append(errs, fmt.Sprintf("%d processes say http: true: mark only the gateway, the one process dev gives PURISTA_HTTP_ADDR and waits for", n))
+	}
 	if len(p.Processes) == 0 {
 		errs = append(errs, "no processes: list the programs of your system under processes:")
 	}
@@ -118,6 +121,16 @@ func loadProject(path string) (*project, error) {
 		return nil, fmt.Errorf("%s: %s", path, strings.Join(errs, "; "))
 	}
 	return &p, nil
+}
+
+func countHTTP(procs []process) int {
+	n := 0
+	for _, pr := range procs {
+		if pr.HTTP {
+			n++
+		}
+	}
+	return n
 }
 
 // contractFlags returns where the project's contracts are, unless the
