@@ -202,8 +202,7 @@ func (s *Server) call(ctx context.Context, m Method, dec func(any) error) (res R
 	ctx = grpc.NewContextWithServerTransportStream(ctx, stream)
 	defer func() {
 		if r := recover(); r != nil {
-			s.logger.ErrorContext(ctx, "handler panicked", "method", m.FullMethod, "panic", r, "stack", string(debug.Stack()))
-			res = Result{Err: status.Errorf(codes.Internal, "handler for %s panicked: %v", m.FullMethod, r)}
+			res = Result{Err: Panicked(ctx, s.logger, m.FullMethod, r)}
 		}
 		res.Header, res.Trailer = stream.result()
 	}()
@@ -223,6 +222,15 @@ func (s *Server) call(ctx context.Context, m Method, dec func(any) error) (res R
 		return Result{Err: ToStatusError(err)}
 	}
 	return Result{Response: resp}
+}
+
+// Panicked logs a handler's panic r with its stack and returns the
+// INTERNAL status the caller gets: every transport answers a panic so and
+// lives on. Call it from the deferred recover of the goroutine that
+// panicked, so that the stack is the handler's.
+func Panicked(ctx context.Context, logger *slog.Logger, method string, r any) error {
+	logger.ErrorContext(ctx, "handler panicked", "method", method, "panic", r, "stack", string(debug.Stack()))
+	return status.Errorf(codes.Internal, "handler for %s panicked: %v", method, r)
 }
 
 // ToStatusError turns a handler's error into a gRPC status error, mapping

@@ -3,7 +3,6 @@ package dispatch
 import (
 	"context"
 	"io"
-	"runtime/debug"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -89,8 +88,7 @@ func (s *Server) CallStream(ctx context.Context, m StreamMethod, dec func(any) e
 	st.ctx = grpc.NewContextWithServerTransportStream(ctx, transportStream{st})
 	defer func() {
 		if r := recover(); r != nil {
-			s.logger.ErrorContext(ctx, "stream handler panicked", "method", m.FullMethod, "panic", r, "stack", string(debug.Stack()))
-			res.Err = status.Errorf(codes.Internal, "handler for %s panicked: %v", m.FullMethod, r)
+			res.Err = Panicked(ctx, s.logger, m.FullMethod, r)
 		}
 		st.mu.Lock()
 		if !st.headerSent {

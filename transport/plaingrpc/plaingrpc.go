@@ -30,11 +30,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -145,8 +143,7 @@ func (s *server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	run := func() (res dispatch.Result) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.cfg.logger.ErrorContext(ctx, "handler panicked", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
-				res = dispatch.Result{Err: status.Errorf(codes.Internal, "handler for %s panicked: %v", info.FullMethod, r)}
+				res = dispatch.Result{Err: dispatch.Panicked(ctx, s.cfg.logger, info.FullMethod, r)}
 			}
 		}()
 		var resp any
@@ -172,8 +169,7 @@ func (s *server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 func (s *server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.cfg.logger.ErrorContext(ss.Context(), "handler panicked", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "handler for %s panicked: %v", info.FullMethod, r)
+			err = dispatch.Panicked(ss.Context(), s.cfg.logger, info.FullMethod, r)
 		}
 	}()
 	if s.cfg.publisher != nil {
