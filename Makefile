@@ -108,8 +108,8 @@ DEMO_FLAGS ?=
 demo: ## Run the example system and its demo requests on the embedded broker (needs only Go).
 	@echo "building bin/purista (the first build compiles every dependency: a minute or two on 2 cores)"
 	@go build -o bin/purista ./cmd/purista
-	@mkdir -p .cache && go run ./examples/contracts/image -o .cache/examples.binpb
-	@cd examples && ../bin/purista dev --demo --image ../.cache/examples.binpb $(if $(MONOLITH),-f purista.monolith.yaml) $(DEMO_FLAGS)
+	@go run ./examples/contracts/image -o bin/examples.binpb
+	@cd examples && ../bin/purista dev --demo --image ../bin/examples.binpb $(if $(MONOLITH),-f purista.monolith.yaml) $(DEMO_FLAGS)
 
 bench: ## Run benchmarks and print the figure: lines they emit.
 	@mkdir -p .cache
