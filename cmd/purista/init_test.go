@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"go/format"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -250,5 +254,39 @@ func TestPinnedVersions(t *testing.T) {
 	}
 	if !strings.Contains(string(data), "BUF_VERSION := "+bufVersion+"\n") {
 		t.Errorf("bufVersion %s differs from the Makefile's BUF_VERSION", bufVersion)
+	}
+}
+
+// TestScaffoldFormatted: the Go files purista init writes are gofmt's
+// output, for any name, so a new repository starts clean under make lint.
+func TestScaffoldFormatted(t *testing.T) {
+	for _, args := range [][]string{
+		{"init", "service", "shop", "--no-tidy"},
+		{"init", "contracts", "acme", "--team", "users", "--no-tidy"},
+	} {
+		dir := filepath.Join(t.TempDir(), args[2])
+		if _, stderr, code := cli(t, append(args, "--dir", dir)...); code != 0 {
+			t.Fatalf("purista %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+		}
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+				return err
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			formatted, err := format.Source(src)
+			if err != nil {
+				return fmt.Errorf("%s: %v", path, err)
+			}
+			if !bytes.Equal(src, formatted) {
+				t.Errorf("%s is not gofmt'd:\n%s", path, src)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
