@@ -97,25 +97,33 @@ test-kafka: ## Run only the tests that use a real Apache Kafka broker (needs Jav
 		| awk '/ github.com\/purista-go\/purista\/internal\/kafkatest( |$$)/ { print $$1 }'); \
 	PURISTA_REQUIRE_KAFKA=1 PURISTA_KAFKA_ONLY=1 scripts/kafka.sh run -- scripts/gotest.sh $$pkgs
 
-# The broker fault suite starts its own real Kafka nodes (internal/kafkatest/
-# cluster: one or three KRaft processes per test that it kills, stops and
-# restarts), so it needs no scripts/kafka.sh around it; those tests skip
-# without PURISTA_FAULTS=1, which keeps them out of `make test`.
-# The package list skips a directory that does not exist yet, so the target
-# works while the suite is being written.
-FAULT_PKGS := $(foreach d,internal/faults internal/kafkatest/cluster,$(if $(wildcard $(d)),./$(d)/...))
-faults: ## Run the broker fault suite against real 3-node Kafka clusters (needs Java 17 + Maven; a few minutes).
+# The broker fault suite (internal/faults) starts its own real Kafka nodes
+# (internal/kafkatest/cluster: one or three KRaft processes that it kills,
+# stops and restarts), so it needs no scripts/kafka.sh around it. Its tests
+# skip without PURISTA_FAULTS=1, which keeps them out of `make test`. The
+# suite prints its figure: lines; they are collected at the end.
+FAULT_PKGS := ./internal/kafkatest/cluster/... ./internal/faults/...
+faults: ## Run the broker fault suite on real 1- and 3-node Kafka clusters and print its figures (needs Java 17 + Maven; ~6 minutes).
 	@scripts/kafka.sh fetch
-	PURISTA_FAULTS=1 PURISTA_REQUIRE_KAFKA=1 go test -run . -count=1 -timeout=15m $(GO_TEST_FLAGS) $(FAULT_PKGS)
+	@mkdir -p .cache
+	@rc=0; PURISTA_FAULTS=1 PURISTA_REQUIRE_KAFKA=1 go test -v -run . -count=1 -timeout=20m $(GO_TEST_FLAGS) $(FAULT_PKGS) 2>&1 \
+		| grep -v '^time=\|^{' | tee .cache/faults.out || rc=$$?; \
+	echo; echo "figures:"; grep -h '^figure:' .cache/faults.out || echo "  (the suite printed no figure: line)"; \
+	exit $$rc
 
-# The example system on the embedded broker: gateway first, services a
-# moment later, the demo's requests printed, then it keeps running until
-# Ctrl-C. DEMO_FLAGS=--monolith runs it in one process instead.
+# The example system on the embedded broker, run by `purista dev` from
+# examples/purista.yaml as a user's system is: gateway first, the demo
+# driver (examples/demo) printing its requests as curl commands, the
+# services a second later; then it keeps running until Ctrl-C.
+# MONOLITH=1 runs it in one process instead (examples/purista.monolith.yaml).
+# The contracts image is written from the compiled-in descriptors, so the
+# demo needs only Go (purista dev would otherwise build it with buf).
 DEMO_FLAGS ?=
 demo: ## Run the example system and its demo requests on the embedded broker (needs only Go).
 	@echo "building bin/purista (the first build compiles every dependency: a minute or two on 2 cores)"
 	@go build -o bin/purista ./cmd/purista
-	@bin/purista dev --demo $(DEMO_FLAGS)
+	@go run ./examples/contracts/image -o bin/examples.binpb
+	@cd examples && ../bin/purista dev --demo --image ../bin/examples.binpb $(if $(MONOLITH),-f purista.monolith.yaml) $(DEMO_FLAGS)
 
 bench: ## Run benchmarks and print the figure: lines they emit.
 	@mkdir -p .cache

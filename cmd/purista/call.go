@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/purista-go/purista/transport/kafka"
 )
@@ -32,7 +33,7 @@ func newCallCmd() *cobra.Command {
 	var (
 		kf       kafkaFlags
 		headers  []string
-		descSet  string
+		cf       contractFlags
 		timeout  time.Duration
 		verbose  bool
 		listOnly bool
@@ -45,9 +46,10 @@ the reply as JSON — like grpcurl, with a broker in between. The request is
 JSON for the method's request message (protobuf's JSON mapping; "{}" when
 left out; "-" reads standard input, @file a file).
 
-Types come from the contracts compiled into purista, or from a descriptor set
-(--descriptor-set set.binpb, made with "buf build -o set.binpb"): then the
-request topic, partition key and timeout come from the set's purista options.
+Types, request topics, partition keys and timeouts come from your contracts:
+the buf module in the current directory (or --contracts DIR, or the one
+purista.yaml names), built with buf, or an image (--image set.binpb, made
+with "buf build -o set.binpb").
 
 The call's deadline is --timeout, else the method's timeout from the
 contract, else 10s. Errors print the status with its details and exit 1.`,
@@ -56,7 +58,7 @@ contract, else 10s. Errors print the status with its details and exit 1.`,
   purista call --list`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := loadContracts(descSet)
+			c, err := cf.load(cmdContext(cmd))
 			if err != nil {
 				return err
 			}
@@ -76,17 +78,11 @@ contract, else 10s. Errors print the status with its details and exit 1.`,
 					return err
 				}
 			}
-			req, err := c.newMessage(md.Input())
-			if err != nil {
-				return err
-			}
+			req := dynamicpb.NewMessage(md.Input())
 			if err := (protojson.UnmarshalOptions{Resolver: c.resolver()}).Unmarshal([]byte(body), req); err != nil {
 				return usageError{fmt.Errorf("the request is not valid JSON for %s: %v\n%s", md.Input().FullName(), err, fieldList(md.Input()))}
 			}
-			resp, err := c.newMessage(md.Output())
-			if err != nil {
-				return err
-			}
+			resp := dynamicpb.NewMessage(md.Output())
 			md2 := metadata.MD{}
 			for _, h := range headers {
 				k, v, ok := strings.Cut(h, ":")
@@ -100,19 +96,21 @@ contract, else 10s. Errors print the status with its details and exit 1.`,
 	}
 	kf.add(cmd.Flags())
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "request metadata key:value (repeatable)")
-	cmd.Flags().StringVar(&descSet, "descriptor-set", "", "take the types from this FileDescriptorSet instead of the compiled-in contracts")
+	cf.add(cmd.Flags())
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "deadline of the call (default: the method's contract timeout, else 10s)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print the topic, timing and response metadata on stderr")
 	cmd.Flags().BoolVar(&listOnly, "list", false, "list the methods that can be called and exit")
 	return cmd
 }
 
-func callOnce(cmd *cobra.Command, c *typeSet, md protoreflect.MethodDescriptor, req, resp proto.Message, out metadata.MD, kf *kafkaFlags, timeout time.Duration, verbose bool) error {
+func callOnce(cmd *cobra.Command, c *contractSet, md protoreflect.MethodDescriptor, req, resp proto.Message, out metadata.MD, kf *kafkaFlags, timeout time.Duration, verbose bool) error {
 	service := string(md.Parent().FullName())
 	fullMethod := "/" + service + "/" + string(md.Name())
-	desc, err := c.contract(md.Parent().(protoreflect.ServiceDescriptor))
-	if err != nil {
-		return err
+	// The transport is handed the contract of the service it calls: its
+	// topic, partition key and timeout.
+	desc, ok := c.service(service)
+	if !ok {
+		return fmt.Errorf("service %s has no contract in %s", service, c.source)
 	}
 	if timeout <= 0 {
 		timeout = defaultCallTimeout
@@ -160,7 +158,7 @@ func callOnce(cmd *cobra.Command, c *typeSet, md protoreflect.MethodDescriptor, 
 		st := status.Convert(err)
 		fmt.Fprintf(stderr, "purista: %s answered %s: %s\n", strings.TrimPrefix(fullMethod, "/"), codeName(st.Code()), st.Message())
 		if st.Code() == codes.DeadlineExceeded && took >= timeout-50*time.Millisecond {
-			fmt.Fprintf(stderr, "  no instance of %s answered within %v on topic %s: is it running, with the same --topic-prefix? (purista dev runs the example services)\n", service, timeout, topic)
+			fmt.Fprintf(stderr, "  no instance of %s answered within %v on topic %s: is it running, with the same --topic-prefix?\n", service, timeout, topic)
 		}
 		if len(st.Details()) > 0 {
 			if b, merr := indentJSON(protojson.MarshalOptions{Resolver: c.resolver()}, st.Proto()); merr == nil {
@@ -239,10 +237,10 @@ func fieldList(md protoreflect.MessageDescriptor) string {
 	return b.String()
 }
 
-func listMethods(w io.Writer, c *typeSet) error {
+func listMethods(w io.Writer, c *contractSet) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "METHOD\tREQUEST\tRESPONSE")
-	for _, s := range c.services() {
+	for _, s := range c.serviceNames() {
 		d, err := c.files.FindDescriptorByName(protoreflect.FullName(s))
 		sd, ok := d.(protoreflect.ServiceDescriptor)
 		if err != nil || !ok {

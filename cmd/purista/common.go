@@ -9,11 +9,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/purista-go/purista/examples/system"
 	"github.com/purista-go/purista/transport/kafka"
 )
+
+// defaultBrokers is where the CLI looks for Kafka by default: the embedded
+// broker of `purista dev` listens there, and the services purista init
+// scaffolds connect there unless PURISTA_BROKERS says otherwise.
+const defaultBrokers = "127.0.0.1:9092"
 
 // kafkaFlags are the connection flags of the commands that talk to a
 // cluster.
@@ -24,11 +29,18 @@ type kafkaFlags struct {
 }
 
 func (k *kafkaFlags) add(fs *pflag.FlagSet) {
-	fs.StringVar(&k.brokers, "brokers", envOr("PURISTA_BROKERS", system.DefaultBrokers),
-		"Kafka bootstrap brokers, comma-separated (env PURISTA_BROKERS); `purista dev` listens on "+system.DefaultBrokers)
+	fs.StringVar(&k.brokers, "brokers", envOr("PURISTA_BROKERS", defaultBrokers),
+		"Kafka bootstrap brokers, comma-separated (env PURISTA_BROKERS); `purista dev` listens on "+defaultBrokers)
 	fs.StringVar(&k.prefix, "topic-prefix", envOr("PURISTA_TOPIC_PREFIX", ""),
 		"prefix of every topic, as the services were given (env PURISTA_TOPIC_PREFIX)")
 	fs.DurationVar(&k.timeout, "connect-timeout", 5*time.Second, "how long to try to reach the brokers")
+}
+
+func cmdContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
 }
 
 func envOr(name, def string) string {
@@ -77,7 +89,7 @@ func (k *kafkaFlags) reach(ctx context.Context) ([]string, error) {
 		errs = append(errs, err.Error())
 	}
 	return nil, fmt.Errorf("cannot reach a Kafka broker at %s (%s).\n"+
-		"Start the example system with `purista dev` (its embedded broker listens on %s), "+
+		"Start your system with `purista dev` (its embedded broker listens on %s), "+
 		"or point --brokers or PURISTA_BROKERS at a running cluster",
-		strings.Join(brokers, ","), strings.Join(errs, "; "), system.DefaultBrokers)
+		strings.Join(brokers, ","), strings.Join(errs, "; "), defaultBrokers)
 }

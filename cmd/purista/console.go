@@ -14,20 +14,28 @@ import (
 // writer, each prefixed with the time and the component's name, so that
 // logs of several processes stay readable.
 type console struct {
-	mu    sync.Mutex
-	w     io.Writer
-	color bool
+	mu     sync.Mutex
+	w      io.Writer
+	color  bool
+	width  int               // of the longest name, so the lines align
+	colors map[string]string // ANSI color of each name
 }
 
-const nameWidth = 13 // "notifications"
+// palette colors the processes in turn: green, yellow, magenta, cyan, blue, red.
+var palette = []string{"32", "33", "35", "36", "34", "31"}
 
-var colors = map[string]string{
-	"dev": "1", "broker": "34", "topics": "34", "gateway": "36",
-	"users": "32", "orders": "33", "notifications": "35", "demo": "1",
-}
-
-func newConsole(w io.Writer, mode string) *console {
-	c := &console{w: w}
+// newConsole returns a console for the named components; dev's own names
+// (dev, broker, topics, build) are bold or blue.
+func newConsole(w io.Writer, mode string, names []string) *console {
+	c := &console{w: w, colors: map[string]string{"dev": "1", "broker": "34", "topics": "34", "build": "34"}}
+	i := 0
+	for _, n := range names {
+		c.width = max(c.width, len(n))
+		if _, ok := c.colors[n]; !ok {
+			c.colors[n] = palette[i%len(palette)]
+			i++
+		}
+	}
 	switch mode {
 	case "always":
 		c.color = true
@@ -50,9 +58,9 @@ func (c *console) lines(component, text string) {
 	var b strings.Builder
 	now := time.Now().Format("15:04:05.000")
 	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		name := fmt.Sprintf("%-*s", nameWidth, component)
+		name := fmt.Sprintf("%-*s", c.width, component)
 		if c.color {
-			if code, ok := colors[component]; ok {
+			if code, ok := c.colors[component]; ok {
 				name = "\x1b[" + code + "m" + name + "\x1b[0m"
 			}
 		}
@@ -123,3 +131,5 @@ func (w rawWriter) Write(p []byte) (int, error) {
 	w.c.raw(string(p))
 	return len(p), nil
 }
+
+func (rawWriter) Close() error { return nil }

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,355 +19,432 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/purista-go/purista/embedded"
-	"github.com/purista-go/purista/examples/contracts"
-	"github.com/purista-go/purista/examples/system"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
 type devOptions struct {
+	file       string
 	http       string
 	brokerPort int
-	monolith   bool
 	demo       bool
-	delay      time.Duration
 	logLevel   string
 	color      string
-	token      string
+	cf         contractFlags
 
-	httpSet, portSet, delaySet bool
+	httpSet, portSet bool
 }
 
 func newDevCmd() *cobra.Command {
 	var o devOptions
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the example system: embedded Kafka broker, gateway and every service",
-		Long: `dev runs the example system on this machine with nothing installed: an
-embedded Kafka-protocol broker in this process, its topics provisioned from
-the contracts, and one "purista serve" process for the gateway and for each
-service (users, orders, notifications), talking through the broker. Their
-logs are shown line by line, prefixed with the component. Once every service
-has answered a probe through Kafka, a "ready" line gives the URLs.
+		Short: "Run your system on this machine: embedded Kafka broker, its topics, gateway and services",
+		Long: `dev runs the system purista.yaml describes (purista init service writes one)
+with nothing installed but Go: an embedded Kafka-protocol broker in this
+process, the request, event and dead-letter topics of your contracts
+provisioned on it, and every process of the system — Go main packages,
+built first, or commands — started in the order listed. Each gets the
+broker's address in PURISTA_BROKERS; the gateway (http: true) its listen
+address in PURISTA_HTTP_ADDR, processes with ops: true an address for
+/readyz in PURISTA_OPS_ADDR; every process PURISTA_GATEWAY_URL. Their logs
+are shown line by line, prefixed with the process name. Once the gateway
+answers /healthz and every ops process /readyz, a "ready" line gives the
+URLs and the routes.
 
---monolith runs the same services and gateway in this one process on the
-in-process transport instead: no broker, no topics.
+purista.yaml:
 
---demo then sends the demo's HTTP requests and prints each with its reply;
-over Kafka it starts the gateway first and the services a moment later
-(--services-delay), and sends the first request before they run: it waits in
-Kafka, because start order does not matter.
+  contracts: proto            # the directory of the contracts' buf.yaml (default: here)
+  processes:
+    - name: gateway
+      package: ./cmd/gateway  # a Go main package (or command: [prog, args...])
+      http: true
+    - name: library
+      package: ./cmd/library
+      ops: true
+      delay: 1s               # start it this long after the one before
+      env: {LIBRARY_SEED: "3"}
+    - name: demo
+      package: ./cmd/demo
+      demo: true              # started only with --demo; ends on its own
+      raw: true               # its output unprefixed
 
-Ctrl-C (or SIGTERM) stops everything gracefully: the gateway first, then
-the services, then the broker.`,
+Ctrl-C (or SIGTERM) stops everything gracefully: the gateway first, then the
+other processes (SIGTERM, then SIGKILL after 15s), then the broker.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.httpSet = cmd.Flags().Changed("http")
 			o.portSet = cmd.Flags().Changed("broker-port")
-			o.delaySet = cmd.Flags().Changed("services-delay")
-			if _, err := strconv.Atoi(o.logLevel); err == nil || (o.logLevel != "debug" && o.logLevel != "info" && o.logLevel != "warn" && o.logLevel != "error") {
+			if !slices.Contains([]string{"debug", "info", "warn", "error"}, o.logLevel) {
 				return usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel)}
 			}
 			if o.color != "auto" && o.color != "always" && o.color != "never" {
 				return usageError{fmt.Errorf("--color %q: use auto, always or never", o.color)}
 			}
+			p, err := loadProject(o.file)
+			if errors.Is(err, os.ErrNotExist) {
+				if cmd.Flags().Changed("file") {
+					return usageError{fmt.Errorf("%s does not exist: pass the path of your purista.yaml", o.file)}
+				}
+				return usageError{errNoProject}
+			}
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			d := &dev{o: o, con: newConsole(cmd.OutOrStdout(), o.color), start: time.Now()}
-			if o.monolith {
-				return d.runMonolith(ctx)
-			}
-			return d.runKafka(ctx)
+			d := &dev{o: o, p: p, con: newConsole(cmd.OutOrStdout(), o.color, p.names()), start: time.Now()}
+			return d.run(ctx)
 		},
 	}
 	f := cmd.Flags()
+	f.StringVarP(&o.file, "file", "f", projectFileName, "the system to run")
 	f.StringVar(&o.http, "http", "127.0.0.1:8080", "gateway listen address (when the default is taken, a free port is used)")
 	f.IntVar(&o.brokerPort, "broker-port", 9092, "embedded broker port on 127.0.0.1, 0 for a free one (when the default is taken, a free port is used)")
-	f.BoolVar(&o.monolith, "monolith", false, "run every service and the gateway in this process on the in-process transport")
-	f.BoolVar(&o.demo, "demo", false, "send the demo's HTTP requests and print them with their replies")
-	f.DurationVar(&o.delay, "services-delay", 0, "start the services this long after the gateway (default 1s with --demo)")
-	f.StringVar(&o.logLevel, "log-level", "info", "components' log level: debug, info, warn or error")
-	f.StringVar(&o.color, "color", "auto", "color the component names: auto, always or never")
-	f.StringVar(&o.token, "token", "", "bearer token the gateway requires on routes not marked public (default: none)")
+	f.BoolVar(&o.demo, "demo", false, "also start the processes marked demo: true (drivers that send example requests)")
+	f.StringVar(&o.logLevel, "log-level", "info", "processes' log level, passed as PURISTA_LOG_LEVEL: debug, info, warn or error")
+	f.StringVar(&o.color, "color", "auto", "color the process names: auto, always or never")
+	o.cf.add(f)
 	return cmd
+}
+
+func (p *project) names() []string {
+	names := []string{"dev", "broker", "topics", "build"}
+	for _, pr := range p.Processes {
+		names = append(names, pr.Name)
+	}
+	return names
 }
 
 type dev struct {
 	o     devOptions
+	p     *project
 	con   *console
 	start time.Time
+	built string // the directory of the built processes
 }
 
-func (d *dev) logger(component string) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(d.o.logLevel))
-	return slog.New(system.NewDevHandler(d.con.writer(component), level))
+func (d *dev) removeBuilt() {
+	if d.built != "" {
+		_ = os.RemoveAll(d.built)
+	}
 }
 
-// listen binds the gateway's address, or a free port when the default one
-// is taken.
-func (d *dev) listen() (net.Listener, error) {
-	ln, err := net.Listen("tcp", d.o.http)
-	if err == nil || d.o.httpSet {
+// run builds the processes, starts the broker and provisions the topics,
+// starts the processes and waits for them to be ready, then until ctx ends
+// or a process fails.
+func (d *dev) run(ctx context.Context) error {
+	c, err := d.p.contractFlags(d.o.cf).load(ctx)
+	if err != nil {
+		return err
+	}
+	procs := d.selected()
+	bins, err := d.build(ctx, procs)
+	defer d.removeBuilt()
+	if err != nil {
+		return err
+	}
+
+	env := []string{"PURISTA_LOG_LEVEL=" + d.o.logLevel, "PURISTA_LOG_FORMAT=dev", "PURISTA_DEV=1"}
+	var brokers []string
+	if d.p.broker() {
+		b, err := embedded.Start(embedded.WithPort(d.o.brokerPort))
+		if err != nil && !d.o.portSet {
+			d.con.line("broker", "port %d is taken (%v); using a free port", d.o.brokerPort, err)
+			b, err = embedded.Start()
+		}
 		if err != nil {
-			return nil, fmt.Errorf("the gateway cannot listen on %s (%v): pass another --http address", d.o.http, err)
+			return fmt.Errorf("starting the embedded broker: %w (pass another --broker-port, 0 for a free one)", err)
 		}
-		return ln, nil
-	}
-	ln, err2 := net.Listen("tcp", "127.0.0.1:0")
-	if err2 != nil {
-		return nil, err
-	}
-	d.con.line("dev", "%s is taken (%v); the gateway listens on %s instead", d.o.http, err, ln.Addr())
-	return ln, nil
-}
+		defer b.Close()
+		brokers = b.Addrs()
+		d.con.line("broker", "embedded Kafka broker listening on %s", strings.Join(brokers, ","))
+		env = append(env, "PURISTA_BROKERS="+strings.Join(brokers, ","))
 
-// runMonolith serves everything in this process over transport/inproc.
-func (d *dev) runMonolith(ctx context.Context) error {
-	ln, err := d.listen()
-	if err != nil {
-		return err
-	}
-	base := "http://" + ln.Addr().String()
-	d.con.line("dev", "monolith: every service and the gateway in this process, on the in-process transport")
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- system.ServeMonolith(runCtx, ln, system.GatewayConfig{Token: d.o.token}, d.logger, func() { close(ready) })
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		return err
-	}
-	d.ready(base, "monolith: one process, in-process transport")
-	if d.o.demo {
-		demo := &system.Demo{Base: base, Out: rawWriter{d.con}}
-		if err := d.runDemo(ctx, demo, nil); err != nil {
-			cancel()
-			<-done
-			return err
+		// Provision the topics from the contracts, as operators do with
+		// `purista topics ensure`: brokers never create topics on their own.
+		tctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
+		results, err := kafka.EnsureTopics(tctx, brokers, c.services, c.events, kafka.WithLogger(discardLogger()))
+		tcancel()
+		if err != nil {
+			return fmt.Errorf("provisioning the topics of %s: %w", c.source, err)
+		}
+		for _, r := range results {
+			d.con.line("topics", "created %s (%d partitions)", r.Name, r.Partitions)
 		}
 	}
-	d.banner(base, "")
-	select {
-	case <-ctx.Done():
-	case err := <-done:
-		return fmt.Errorf("the monolith stopped: %v", err)
-	}
-	d.con.line("dev", "stopping")
-	t := time.Now()
-	cancel()
-	if err := <-done; err != nil {
-		return err
-	}
-	d.con.line("dev", "stopped cleanly in %v", time.Since(t).Round(time.Millisecond))
-	return nil
-}
 
-// runKafka runs the broker here and every component as a child process.
-func (d *dev) runKafka(ctx context.Context) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("cannot find this program to start the components: %w", err)
-	}
-	b, err := embedded.Start(embedded.WithPort(d.o.brokerPort))
-	if err != nil && !d.o.portSet {
-		d.con.line("broker", "port %d is taken (%v); using a free port", d.o.brokerPort, err)
-		b, err = embedded.Start()
-	}
-	if err != nil {
-		return fmt.Errorf("starting the embedded broker: %w (pass another --broker-port, 0 for a free one)", err)
-	}
-	defer b.Close()
-	brokers := b.Addrs()
-	d.con.line("broker", "embedded Kafka broker listening on %s", strings.Join(brokers, ","))
-
-	// Provision the request and event topics from the contracts, as operators do with
-	// `purista topics ensure`: brokers never create topics on their own.
-	tctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
-	results, err := kafka.EnsureTopics(tctx, brokers, contracts.Services(), contracts.Events(), kafka.WithLogger(discardLogger()))
-	tcancel()
-	if err != nil {
-		return fmt.Errorf("provisioning topics: %w", err)
-	}
-	for _, r := range results {
-		d.con.line("topics", "created %s (%d partitions)", r.Name, r.Partitions)
-	}
-
-	ln, err := d.listen()
-	if err != nil {
-		return err
-	}
-	httpAddr := ln.Addr().String()
-	_ = ln.Close() // the gateway process binds it
-	base := "http://" + httpAddr
-
-	common := []string{"-brokers", strings.Join(brokers, ","), "-log-format", "dev", "-log-level", d.o.logLevel, "-exit-with-parent"}
-	var procs []*child
-	defer func() { stopAll(procs) }()
-	gwArgs := append([]string{"serve", system.Gateway, "-http", httpAddr}, common...)
-	if d.o.token != "" {
-		gwArgs = append(gwArgs, "-token", d.o.token)
-	}
-	gw, err := d.spawn(exe, system.Gateway, gwArgs...)
-	if err != nil {
-		return err
-	}
-	procs = append(procs, gw)
-	if err := waitHTTP(ctx, base+"/healthz", gw); err != nil {
-		return err
-	}
-
-	delay := d.o.delay
-	if d.o.demo && !d.o.delaySet {
-		delay = time.Second
-	}
-	var demo *system.Demo
-	var first chan firstReply
-	if d.o.demo {
-		demo = &system.Demo{Base: base, Out: rawWriter{d.con}}
-		first = make(chan firstReply, 1)
-		step := system.DemoSteps()[0]
-		d.con.line("demo", "the gateway runs, no service does: sending %s %s now; it waits in Kafka until the users service takes it", step.Method, step.Path)
-		go func() {
-			ex, err := demo.Send(ctx, step)
-			first <- firstReply{ex, err}
-		}()
-	}
-	if delay > 0 {
-		d.con.line("dev", "starting the services in %v", delay)
-		select {
-		case <-ctx.Done():
-			return d.shutdown(procs, nil)
-		case <-time.After(delay):
+	var base string
+	for _, pr := range procs {
+		if pr.HTTP {
+			addr, err := d.httpAddr()
+			if err != nil {
+				return err
+			}
+			base = "http://" + addr
+			break
 		}
 	}
-	for _, name := range system.Services {
-		p, err := d.spawn(exe, name, append([]string{"serve", name}, common...)...)
+	if base != "" {
+		env = append(env, "PURISTA_GATEWAY_URL="+base)
+	}
+
+	var running []*child
+	defer func() { stopAll(running) }()
+	var waits []func() error
+	for _, pr := range procs {
+		if pr.delay > 0 {
+			d.con.line("dev", "starting %s in %v", pr.Name, pr.delay)
+			select {
+			case <-ctx.Done():
+				return d.shutdown(running, nil)
+			case <-time.After(pr.delay):
+			}
+		}
+		penv := slices.Clone(env)
+		var ready string
+		switch {
+		case pr.HTTP:
+			penv = append(penv, "PURISTA_HTTP_ADDR="+strings.TrimPrefix(base, "http://"))
+			ready = base + "/healthz"
+		case pr.Ops:
+			addr, err := freeAddr()
+			if err != nil {
+				return err
+			}
+			penv = append(penv, "PURISTA_OPS_ADDR="+addr)
+			ready = "http://" + addr + "/readyz"
+		}
+		for k, v := range pr.Env {
+			penv = append(penv, k+"="+v)
+		}
+		ch, err := d.spawn(pr, bins[pr.Name], penv)
 		if err != nil {
 			return err
 		}
-		procs = append(procs, p)
-	}
-
-	// Ready when every service answered a call through Kafka.
-	conn, err := kafka.Dial(ctx, brokers, kafka.WithLogger(discardLogger()), kafka.WithContracts(contracts.Services()...))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	for _, name := range system.Services {
-		if err := probe(ctx, conn, name, procs); err != nil {
-			if ctx.Err() != nil {
-				return d.shutdown(procs, nil)
+		running = append(running, ch)
+		if ready != "" {
+			// The gateway is waited for before the next process starts, so
+			// a driver started after it finds it up; services are waited
+			// for together, below.
+			if pr.HTTP {
+				if err := waitHTTP(ctx, ready, ch, running); err != nil {
+					return d.failed(ctx, running, err)
+				}
+			} else {
+				waits = append(waits, func() error { return waitHTTP(ctx, ready, ch, running) })
 			}
-			return err
 		}
 	}
-	d.ready(base, "Kafka "+strings.Join(brokers, ","))
-
-	if d.o.demo {
-		if err := d.runDemo(ctx, demo, first); err != nil {
-			if ctx.Err() != nil {
-				return d.shutdown(procs, nil)
-			}
-			return err
+	for _, w := range waits {
+		if err := w(); err != nil {
+			return d.failed(ctx, running, err)
 		}
 	}
-	d.banner(base, strings.Join(brokers, ","))
+	d.ready(base, brokers)
 
-	exited := make(chan *child, len(procs))
-	for _, p := range procs {
+	// The URLs follow the transcripts of drivers still running, so they
+	// are not lost among them.
+	pending := 0
+	exited := make(chan *child, len(running))
+	for _, p := range running {
+		if p.once {
+			pending++
+		}
 		go func() {
 			<-p.done
 			exited <- p
 		}()
 	}
-	select {
-	case <-ctx.Done():
-		return d.shutdown(procs, nil)
-	case p := <-exited:
-		return d.shutdown(procs, fmt.Errorf("%s exited unexpectedly (%v); stopping everything", p.name, p.err))
+	if pending == 0 {
+		d.banner(base, brokers, c)
 	}
-}
-
-type firstReply struct {
-	ex  *system.Exchange
-	err error
-}
-
-// runDemo sends the demo's requests. first, when not nil, brings the reply
-// to the first step, already sent.
-func (d *dev) runDemo(ctx context.Context, demo *system.Demo, first chan firstReply) error {
-	steps := system.DemoSteps()
-	if first != nil {
-		var r firstReply
+	for {
 		select {
-		case r = <-first:
 		case <-ctx.Done():
-			return ctx.Err()
+			return d.shutdown(running, nil)
+		case p := <-exited:
+			if p.once && p.err == nil {
+				d.con.line("dev", "%s finished", p.name)
+				if pending--; pending == 0 {
+					d.banner(base, brokers, c)
+				}
+				continue
+			}
+			return d.shutdown(running, fmt.Errorf("%s exited (%v); stopping everything", p.name, exitDescription(p.err)))
 		}
-		if r.err != nil {
-			return fmt.Errorf("demo: %w", r.err)
-		}
-		demo.Print(r.ex)
-		if err := demo.Check(r.ex); err != nil {
-			return fmt.Errorf("demo: %w", err)
-		}
-		d.con.line("demo", "answered after %v: the request waited in Kafka while the users service started", r.ex.Took.Round(time.Millisecond))
-		steps = steps[1:]
 	}
-	if _, err := demo.Run(ctx, steps); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	d.con.line("demo", "all %d requests answered as expected", len(system.DemoSteps()))
-	return nil
 }
 
-func (d *dev) ready(base, transport string) {
-	d.con.raw(d.con.bold(fmt.Sprintf("purista dev: ready in %.2fs — gateway %s, %s, services %s",
-		time.Since(d.start).Seconds(), base, transport, strings.Join(system.Services, ", "))) + "\n")
+// failed stops everything after a process did not get ready; an interrupt
+// meanwhile is a clean stop.
+func (d *dev) failed(ctx context.Context, running []*child, err error) error {
+	if ctx.Err() != nil {
+		return d.shutdown(running, nil)
+	}
+	return d.shutdown(running, err)
 }
 
-func (d *dev) banner(base, brokers string) {
+func exitDescription(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// selected returns the processes to run: the demo drivers only with --demo.
+func (d *dev) selected() []process {
+	var out []process
+	for _, pr := range d.p.Processes {
+		if !pr.Demo || d.o.demo {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+// build compiles the Go packages of procs into a temporary directory,
+// before anything starts, so that start order and delays mean what they
+// say, and returns the command line of every process.
+func (d *dev) build(ctx context.Context, procs []process) (map[string][]string, error) {
+	out := map[string][]string{}
+	var pkgs []process
+	for _, pr := range procs {
+		if pr.Package == "" {
+			argv := slices.Clone(pr.Command)
+			if strings.Contains(argv[0], "/") && !filepath.IsAbs(argv[0]) {
+				argv[0] = filepath.Join(d.p.dir, argv[0])
+			}
+			out[pr.Name] = append(argv, pr.Args...)
+			continue
+		}
+		pkgs = append(pkgs, pr)
+	}
+	if len(pkgs) == 0 {
+		return out, nil
+	}
+	dir, err := os.MkdirTemp("", "purista-dev-")
+	if err != nil {
+		return nil, fmt.Errorf("a directory for the built processes: %w", err)
+	}
+	d.built = dir
+	for _, pr := range pkgs {
+		exe := filepath.Join(dir, pr.Name)
+		d.con.line("build", "go build %s (%s)", pr.Package, pr.Name)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", exe, pr.Package)
+		cmd.Dir = d.p.dir
+		w := d.con.writer("build")
+		cmd.Stdout, cmd.Stderr = w, w
+		err := cmd.Run()
+		_ = w.Close()
+		if err != nil {
+			return nil, fmt.Errorf("building %s (%s, in %s) failed: %v; fix it, or the package: line of %s", pr.Name, pr.Package, d.p.dir, err, d.o.file)
+		}
+		out[pr.Name] = append([]string{exe}, pr.Args...)
+	}
+	return out, nil
+}
+
+// httpAddr picks the gateway's address: --http, or a free port when the
+// default one is taken.
+func (d *dev) httpAddr() (string, error) {
+	ln, err := net.Listen("tcp", d.o.http)
+	if err == nil {
+		addr := ln.Addr().String()
+		_ = ln.Close() // the gateway process binds it
+		return addr, nil
+	}
+	if d.o.httpSet {
+		return "", fmt.Errorf("the gateway cannot listen on %s (%v): pass another --http address", d.o.http, err)
+	}
+	addr, err2 := freeAddr()
+	if err2 != nil {
+		return "", err
+	}
+	d.con.line("dev", "%s is taken (%v); the gateway listens on %s instead", d.o.http, err, addr)
+	return addr, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("no free port on 127.0.0.1: %w", err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr, nil
+}
+
+func (d *dev) ready(base string, brokers []string) {
+	var names []string
+	for _, pr := range d.selected() {
+		names = append(names, pr.Name)
+	}
+	transport := "no broker"
+	if len(brokers) > 0 {
+		transport = "Kafka " + strings.Join(brokers, ",")
+	}
+	gw := ""
+	if base != "" {
+		gw = "gateway " + base + ", "
+	}
+	d.con.raw(d.con.bold(fmt.Sprintf("purista dev: ready in %.2fs — %s%s, processes %s",
+		time.Since(d.start).Seconds(), gw, transport, strings.Join(names, ", "))) + "\n")
+}
+
+// banner prints the URLs to try and the routes of the contracts.
+func (d *dev) banner(base string, brokers []string, c *contractSet) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n  API       %s/v1/users\n", base)
-	fmt.Fprintf(&b, "  routes    %s/routes\n", base)
-	fmt.Fprintf(&b, "  OpenAPI   %s/openapi.v3.json\n", base)
-	fmt.Fprintf(&b, "  health    %s/readyz\n", base)
-	fmt.Fprintf(&b, "  metrics   %s/metrics\n", base)
-	if brokers != "" {
-		fmt.Fprintf(&b, "  Kafka     %s   (purista call --brokers %s users.v1.UsersService/ListUsers)\n", brokers, brokers)
+	b.WriteString("\n")
+	if base != "" {
+		fmt.Fprintf(&b, "  routes    %s/routes\n", base)
+		fmt.Fprintf(&b, "  OpenAPI   %s/openapi.v3.json\n", base)
+		fmt.Fprintf(&b, "  health    %s/readyz\n", base)
+		for _, s := range c.services {
+			for _, m := range s.Methods {
+				for _, h := range m.HTTP {
+					fmt.Fprintf(&b, "  %-9s %s%s   (%s)\n", h.Method, base, h.Pattern, strings.TrimPrefix(m.FullMethod, "/"))
+				}
+			}
+		}
 	}
-	fmt.Fprintf(&b, "\n  try:  curl -s %s/v1/users -d '{\"email\":\"grace@example.com\",\"display_name\":\"Grace\"}'\n", base)
+	if len(brokers) > 0 {
+		method := "<package.Service/Method>"
+		if len(c.services) > 0 && len(c.services[0].Methods) > 0 {
+			method = strings.TrimPrefix(c.services[0].Methods[0].FullMethod, "/")
+		}
+		fmt.Fprintf(&b, "  Kafka     %s   (purista call --brokers %s %s '{...}')\n", strings.Join(brokers, ","), strings.Join(brokers, ","), method)
+	}
 	b.WriteString("\nrunning; Ctrl-C stops everything\n")
 	d.con.raw(b.String())
 }
 
-// child is a component process.
+// child is a running process of the system.
 type child struct {
-	name  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *lineWriter
-	done  chan struct{}
-	err   error
+	name string
+	http bool
+	once bool
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
 }
 
-func (d *dev) spawn(exe, name string, args ...string) (*child, error) {
-	cmd := exec.Command(exe, args...)
-	out := d.con.writer(name)
+func (d *dev) spawn(pr process, argv []string, env []string) (*child, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = d.p.dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = childAttr()
+	var out interface {
+		Write([]byte) (int, error)
+		Close() error
+	} = d.con.writer(pr.Name)
+	if pr.Raw {
+		out = rawWriter{d.con}
+	}
 	cmd.Stdout, cmd.Stderr = out, out
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
+		return nil, fmt.Errorf("starting %s (%s): %w", pr.Name, strings.Join(argv, " "), err)
 	}
-	c := &child{name: name, cmd: cmd, stdin: stdin, out: out, done: make(chan struct{})}
+	c := &child{name: pr.Name, http: pr.HTTP, once: pr.Once, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
 		_ = out.Close()
@@ -377,33 +453,33 @@ func (d *dev) spawn(exe, name string, args ...string) (*child, error) {
 	return c, nil
 }
 
-// stop closes the child's standard input, which makes `purista serve
-// -exit-with-parent` stop gracefully, and kills it if it has not stopped
-// within the timeout.
+// stop asks the process to stop with SIGTERM and kills it if it has not
+// stopped within the timeout.
 func (c *child) stop(timeout time.Duration) error {
-	_ = c.stdin.Close()
+	select {
+	case <-c.done:
+		return c.err
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
 	case <-time.After(timeout):
 		_ = c.cmd.Process.Kill()
 		<-c.done
-		return fmt.Errorf("%s did not stop within %v and was killed", c.name, timeout)
+		return fmt.Errorf("%s did not stop within %v of SIGTERM and was killed", c.name, timeout)
 	}
 	return c.err
 }
 
 func stopAll(procs []*child) {
 	for _, p := range procs {
-		select {
-		case <-p.done:
-		default:
-			_ = p.stop(10 * time.Second)
-		}
+		_ = p.stop(10 * time.Second)
 	}
 }
 
-// shutdown stops the gateway first, so no new request comes in, then the
-// services together; the broker stops when runKafka returns.
+// shutdown stops the HTTP processes first, so no new request comes in,
+// then the others together; the broker stops when run returns.
 func (d *dev) shutdown(procs []*child, cause error) error {
 	d.con.line("dev", "stopping")
 	t := time.Now()
@@ -411,23 +487,25 @@ func (d *dev) shutdown(procs []*child, cause error) error {
 	if cause != nil {
 		errs = append(errs, cause)
 	}
-	if len(procs) > 0 {
-		if err := procs[0].stop(15 * time.Second); err != nil && !interrupted(err) {
-			errs = append(errs, fmt.Errorf("%s: %w", procs[0].name, err))
+	var mu sync.Mutex
+	stop := func(p *child) {
+		if err := p.stop(15 * time.Second); err != nil && !stoppedBySignal(err) && !(p.once && p.err == nil) {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			mu.Unlock()
+		}
+	}
+	var rest []*child
+	for _, p := range procs {
+		if p.http {
+			stop(p)
+		} else {
+			rest = append(rest, p)
 		}
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for _, p := range procs[min(1, len(procs)):] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.stop(15 * time.Second); err != nil && !interrupted(err) {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
-				mu.Unlock()
-			}
-		}()
+	for _, p := range rest {
+		wg.Go(func() { stop(p) })
 	}
 	wg.Wait()
 	if len(errs) > 0 {
@@ -437,65 +515,50 @@ func (d *dev) shutdown(procs []*child, cause error) error {
 	return nil
 }
 
-// interrupted reports whether a child ended by the terminal's SIGINT before
-// it could exit on its own (it normally exits 0 after a graceful stop).
-func interrupted(err error) bool {
+// stoppedBySignal reports whether a process ended by the SIGTERM dev sent
+// or the terminal's SIGINT before it could exit on its own: a process that
+// does not handle them is stopped all the same.
+func stoppedBySignal(err error) bool {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGINT {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && (ws.Signal() == syscall.SIGINT || ws.Signal() == syscall.SIGTERM) {
 			return true
 		}
 	}
 	return false
 }
 
-// waitHTTP polls url until it answers 200, the child exits, or 30 s pass.
-func waitHTTP(ctx context.Context, url string, c *child) error {
-	deadline := time.Now().Add(30 * time.Second)
+// waitHTTP polls url until it answers 200, the process exits, or 60 s pass.
+func waitHTTP(ctx context.Context, url string, c *child, running []*child) error {
+	deadline := time.Now().Add(60 * time.Second)
 	client := &http.Client{Timeout: time.Second}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
 		if resp, err := client.Do(req); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
+		for _, p := range running {
+			select {
+			case <-p.done:
+				if !p.once || p.err != nil {
+					return fmt.Errorf("%s exited (%v) before %s answered %s: see its log above", p.name, exitDescription(p.err), c.name, url)
+				}
+			default:
+			}
+		}
 		select {
-		case <-c.done:
-			return fmt.Errorf("%s exited before it served %s (%v): see its log above", c.name, url, c.err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s does not answer %s after 30s", c.name, url)
-		}
-	}
-}
-
-// probe calls a service through Kafka until an instance answers.
-func probe(ctx context.Context, conn *kafka.ClientConn, name string, procs []*child) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := system.Probe(pctx, conn, name)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		for _, p := range procs {
-			select {
-			case <-p.done:
-				return fmt.Errorf("%s exited (%v): see its log above", p.name, p.err)
-			default:
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the %s service does not answer through Kafka after 60s: %v", name, err)
+			return fmt.Errorf("%s does not answer %s after 60s: does it serve there (see its log above)?", c.name, url)
 		}
 	}
 }

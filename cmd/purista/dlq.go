@@ -25,17 +25,32 @@ shows them; "dlq redrive" sends chosen ones back to the subscriber that
 failed them (and to no other service), once the cause is fixed.`,
 	}
 	var kf kafkaFlags
+	var cf contractFlags
 	var asJSON, listAll bool
 	list := &cobra.Command{
-		Use:   "list <service>",
-		Short: "List the pending dead letters of a service (e.g. shop.v1.BillingService)",
+		Use:   "list [<service>]",
+		Short: "List the pending dead letters of a service (e.g. shop.v1.BillingService), or of every subscriber of your contracts",
 		Long: `list prints the dead letters of a service that wait for a re-drive; with --all
-also those re-driven already, with the time of their re-drive.`,
-		Args: cobra.ExactArgs(1),
+also those re-driven already, with the time of their re-drive. Without a
+service it lists those of every service of your contracts that subscribes
+to events (the contracts: the buf module here, --contracts DIR, the one
+purista.yaml names, or --image).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			letters, err := listDeadLetters(cmdContext(cmd), &kf, args[0])
-			if err != nil {
-				return err
+			services := args
+			if len(services) == 0 {
+				var err error
+				if services, err = subscribers(cmdContext(cmd), cf); err != nil {
+					return err
+				}
+			}
+			var letters []kafka.DeadLetter
+			for _, s := range services {
+				l, err := listDeadLetters(cmdContext(cmd), &kf, s)
+				if err != nil {
+					return err
+				}
+				letters = append(letters, l...)
 			}
 			hidden := 0
 			if !listAll {
@@ -79,6 +94,7 @@ also those re-driven already, with the time of their re-drive.`,
 		},
 	}
 	kf.add(list.Flags())
+	cf.add(list.Flags())
 	list.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per dead letter")
 	list.Flags().BoolVar(&listAll, "all", false, "also list the dead letters re-driven already")
 
@@ -145,6 +161,28 @@ a new dead letter.`,
 	redrive.Flags().BoolVar(&all, "all", false, "re-drive every dead letter of the service")
 	cmd.AddCommand(list, redrive)
 	return cmd
+}
+
+// subscribers returns the services of the contracts that subscribe to
+// events: those that have dead-letter topics.
+func subscribers(ctx context.Context, cf contractFlags) ([]string, error) {
+	c, err := cf.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range c.services {
+		for _, m := range s.Methods {
+			if m.Subscribe != nil {
+				out = append(out, s.Name)
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no service in %s subscribes to an event, so none has dead letters", c.source)
+	}
+	return out, nil
 }
 
 func listDeadLetters(ctx context.Context, kf *kafkaFlags, service string) ([]kafka.DeadLetter, error) {

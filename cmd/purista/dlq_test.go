@@ -140,3 +140,21 @@ func TestDLQ(t *testing.T) {
 		t.Errorf("a second copy of the event was re-driven: %v", m.Headers)
 	}
 }
+
+// TestDLQOfContracts: without a service, dlq list reads the dead letters
+// of every subscriber of the contracts.
+func TestDLQOfContracts(t *testing.T) {
+	addr := broker(t)
+	img := image(t)
+	if _, stderr, code := cli(t, "topics", "ensure", "--image", img, "--brokers", addr); code != 0 {
+		t.Fatal(stderr)
+	}
+	out, stderr, code := cli(t, "dlq", "list", "--image", img, "--brokers", addr)
+	if code != 0 || !strings.Contains(out, "0 dead letters") {
+		t.Errorf("dlq list of the example contracts: exit %d\n%s%s", code, out, stderr)
+	}
+	_, stderr, code = cli(t, "dlq", "list", "--image", image(t, "users/v1/users.proto"), "--brokers", addr)
+	if code != 1 || !strings.Contains(stderr, "no service in") || !strings.Contains(stderr, "subscribes to an event") {
+		t.Errorf("dlq list of contracts without subscribers: exit %d\n%s", code, stderr)
+	}
+}

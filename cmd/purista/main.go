@@ -1,16 +1,19 @@
-// Command purista is the developer tool of purista-go, built with the
-// example system's contracts compiled in.
+// Command purista is the developer tool of purista-go. It links no
+// contract: every command reads the user's own, from the buf module in the
+// current directory (or --contracts DIR, or the one purista.yaml names),
+// or from an image made with `buf build -o FILE` (--image FILE).
 //
-//	purista dev [--monolith] [--demo]          the example system on an embedded broker
-//	purista routes [--json]                    the compiled HTTP route table
+//	purista init service <name>                scaffold a service repository
+//	purista init contracts <name>              scaffold a contracts repository shared by teams
+//	purista dev [--demo]                       run the system purista.yaml lists, on an embedded broker
+//	purista routes [--json]                    the HTTP route table of the contracts
 //	purista call <pkg.Service/Method> [json]   call a method over Kafka, print the JSON reply
-//	purista topics ensure                      provision the contracts' topics on a cluster
+//	purista topics ensure|plan                 provision (or plan) the contracts' topics on a cluster
 //	purista dlq list|redrive <service>         inspect and re-drive a subscriber's dead letters
 //	purista --version
 //
-// Install it with
-//
-//	go install github.com/purista-go/purista/cmd/purista@latest
+// Build it from a checkout with `go build ./cmd/purista` (docs/use.md says
+// how to use it from your own repository).
 package main
 
 import (
@@ -24,7 +27,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/purista-go/purista"
-	_ "github.com/purista-go/purista/examples/contracts" // the compiled-in contracts
 )
 
 func main() {
@@ -72,17 +74,17 @@ func newRoot() *cobra.Command {
 		Long: `purista is the developer tool of purista-go: gRPC services whose calls travel
 as Kafka records, behind an HTTP gateway with the routes compiled in.
 
-This build has the example system's contracts compiled in (users.v1,
-orders.v1, notifications.v1): "purista dev" runs that system, "routes",
-"call" and "topics ensure" use its contracts (call also takes any contract
-as a descriptor set).`,
+It works on your contracts: the buf module in the current directory (or
+--contracts DIR, or the one purista.yaml names), built with buf, or an image
+made with "buf build -o FILE" (--image FILE). "purista init service <name>"
+starts a repository with all of it in place.`,
 		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("purista {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newDevCmd(), newServeCmd(), newRoutesCmd(), newCallCmd(), newTopicsCmd(), newDLQCmd())
+	root.AddCommand(newInitCmd(), newDevCmd(), newRoutesCmd(), newCallCmd(), newTopicsCmd(), newDLQCmd())
 	return root
 }
 

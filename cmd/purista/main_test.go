@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,17 +20,14 @@ import (
 
 	"log/slog"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/embedded"
-	usersv1 "github.com/purista-go/purista/examples/contracts/gen/users/v1"
+	"github.com/purista-go/purista/examples/contracts"
 	"github.com/purista-go/purista/examples/system"
 	"github.com/purista-go/purista/gateway"
 	"github.com/purista-go/purista/internal/kafkatest"
@@ -54,6 +52,22 @@ func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
+// cliWants runs the command line in this process, which must succeed, and
+// checks that its output holds every one of want.
+func cliWants(t *testing.T, args []string, want ...string) string {
+	t.Helper()
+	out, stderr, code := cli(t, args...)
+	if code != 0 {
+		t.Fatalf("purista %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("purista %s prints no %q:\n%s", strings.Join(args, " "), w, out)
+		}
+	}
+	return out
+}
+
 func TestVersion(t *testing.T) {
 	out, _, code := cli(t, "--version")
 	if code != 0 || !strings.HasPrefix(out, "purista "+purista.Version+" ") {
@@ -62,7 +76,8 @@ func TestVersion(t *testing.T) {
 }
 
 func TestRoutes(t *testing.T) {
-	out, _, code := cli(t, "routes")
+	img := image(t)
+	out, _, code := cli(t, "routes", "--image", img)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -79,7 +94,7 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("purista routes printed %d lines, want a header and 8 routes:\n%s", n, out)
 	}
 
-	out, _, code = cli(t, "routes", "--json")
+	out, _, code = cli(t, "routes", "--image", img, "--json")
 	var routes []gateway.RouteInfo
 	if err := json.Unmarshal([]byte(out), &routes); code != 0 || err != nil {
 		t.Fatalf("purista routes --json: exit %d, %v:\n%s", code, err, out)
@@ -112,7 +127,8 @@ func broker(t *testing.T, services ...string) string {
 		b.Close()
 	})
 	if len(services) > 0 {
-		if _, stderr, code := cli(t, "topics", "ensure", "--brokers", addr); code != 0 {
+		img := image(t)
+		if _, stderr, code := cli(t, "topics", "ensure", "--image", img, "--brokers", addr); code != 0 {
 			t.Fatalf("topics ensure: %s", stderr)
 		}
 	}
@@ -129,24 +145,16 @@ func broker(t *testing.T, services ...string) string {
 }
 
 func TestTopicsEnsure(t *testing.T) {
+	img := image(t)
 	addr := broker(t)
-	out, stderr, code := cli(t, "topics", "ensure", "--brokers", addr)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for _, want := range []string{
+	cliWants(t, []string{"topics", "ensure", "--image", img, "--brokers", addr},
 		"purista.rpc.orders.v1.OrdersService                6           created",
 		"purista.rpc.users.v1.UsersService                  3           created",
 		"purista.event.orders.v1.OrderPlaced                3           created",
 		"purista.dlq.notifications.v1.NotificationsService  3           created",
-		"5 topics: 5 created, 0 already existed",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("first run lacks %q:\n%s", want, out)
-		}
-	}
+		"5 topics: 5 created, 0 already existed")
 	// Idempotent: a second run changes nothing and says so.
-	out, stderr, code = cli(t, "topics", "ensure", "--brokers", addr)
+	out, stderr, code := cli(t, "topics", "ensure", "--image", img, "--brokers", addr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -155,15 +163,16 @@ func TestTopicsEnsure(t *testing.T) {
 		t.Errorf("second run:\n%s", out)
 	}
 	// A prefix is another set of topics.
-	out, _, _ = cli(t, "topics", "ensure", "--brokers", addr, "--topic-prefix", "staging.")
+	out, _, _ = cli(t, "topics", "ensure", "--image", img, "--brokers", addr, "--topic-prefix", "staging.")
 	if !strings.Contains(out, "staging.purista.rpc.users.v1.UsersService") || !strings.Contains(out, "5 created") {
 		t.Errorf("with --topic-prefix:\n%s", out)
 	}
 }
 
 func TestCall(t *testing.T) {
+	img := image(t)
 	addr := broker(t, system.Users)
-	out, stderr, code := cli(t, "call", "--brokers", addr, "users.v1.UsersService/CreateUser",
+	out, stderr, code := cli(t, "call", "--image", img, "--brokers", addr, "users.v1.UsersService/CreateUser",
 		`{"user":{"email":"ada@example.com","display_name":"Ada"}}`)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -182,7 +191,7 @@ func TestCall(t *testing.T) {
 	})()
 
 	// "/pkg.Service/Method" and "pkg.Service.Method" name it too; -H sends metadata.
-	out, stderr, code = cli(t, "call", "--brokers", addr, "-H", "x-request-id: cli-test", "-v",
+	out, stderr, code = cli(t, "call", "--image", img, "--brokers", addr, "-H", "x-request-id: cli-test", "-v",
 		"/users.v1.UsersService/GetUser", `{"user_id":"`+id+`"}`)
 	if code != 0 || !strings.Contains(out, `"displayName": "Ada"`) {
 		t.Fatalf("GetUser: exit %d\n%s\n%s", code, out, stderr)
@@ -193,94 +202,100 @@ func TestCall(t *testing.T) {
 	}
 
 	// A status error: the code, the message and the details, exit 1.
-	out, stderr, code = cli(t, "call", "--brokers", addr, "users.v1.UsersService.GetUser", `{"user_id":"u-nobody"}`)
+	out, stderr, code = cli(t, "call", "--image", img, "--brokers", addr, "users.v1.UsersService.GetUser", `{"user_id":"u-nobody"}`)
 	if code != 1 || out != "" || !strings.Contains(stderr, `purista: users.v1.UsersService/GetUser answered NOT_FOUND: users.v1.User "u-nobody" does not exist`) ||
 		!strings.Contains(stderr, `"@type": "type.googleapis.com/google.rpc.ResourceInfo"`) {
 		t.Errorf("NOT_FOUND: exit %d\nstdout %q\nstderr:\n%s", code, out, stderr)
 	}
 
 	// A service that does not run: the deadline passes and the hint says why.
-	_, stderr, code = cli(t, "call", "--brokers", addr, "--timeout", "300ms", "orders.v1.OrdersService/GetOrder", `{"order_id":"o-1"}`)
+	_, stderr, code = cli(t, "call", "--image", img, "--brokers", addr, "--timeout", "300ms", "orders.v1.OrdersService/GetOrder", `{"order_id":"o-1"}`)
 	if code != 1 || !strings.Contains(stderr, "answered DEADLINE_EXCEEDED") ||
 		!strings.Contains(stderr, "no instance of orders.v1.OrdersService answered within 300ms on topic purista.rpc.orders.v1.OrdersService") {
 		t.Errorf("no orders service: exit %d\n%s", code, stderr)
 	}
 }
 
-func TestCallDescriptorSet(t *testing.T) {
+// TestCallImageOfOneFile: an image of one contract is all call needs.
+func TestCallImageOfOneFile(t *testing.T) {
 	addr := broker(t, system.Users)
-	set := descriptorSet(t, "users/v1/users.proto")
-	out, stderr, code := cli(t, "call", "--brokers", addr, "--descriptor-set", set,
+	img := image(t, "users/v1/users.proto")
+	out, stderr, code := cli(t, "call", "--image", img, "--brokers", addr,
 		"users.v1.UsersService/CreateUser", `{"user":{"email":"grace@example.com","display_name":"Grace"}}`)
 	if code != 0 || !strings.Contains(out, `"email": "grace@example.com"`) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
-	out, _, code = cli(t, "call", "--descriptor-set", set, "--list")
+	out, _, code = cli(t, "call", "--image", img, "--list")
 	if code != 0 || !strings.Contains(out, "users.v1.UsersService/ListUsers") || strings.Contains(out, "orders.v1") {
-		t.Errorf("--list with a set of users.proto:\n%s", out)
+		t.Errorf("--list with an image of users.proto:\n%s", out)
 	}
 }
 
-// TestDescribe checks that a service read from a descriptor set gets the
-// description the generated code has: topic, partitions, timeouts,
-// idempotency, partition key.
+// TestDescribe checks that the contracts read from an image are described
+// as protoc-gen-purista describes them in generated code: topics,
+// partitions, timeouts, idempotency, partition keys, HTTP bindings, events
+// and subscriptions.
 func TestDescribe(t *testing.T) {
-	c, err := loadContracts(descriptorSet(t, "users/v1/users.proto"))
+	c, err := contractFlags{image: image(t)}.load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(c.services) != len(contracts.Services()) || len(c.events) != len(contracts.Events()) {
+		t.Fatalf("read %d services and %d events, generated %d and %d", len(c.services), len(c.events), len(contracts.Services()), len(contracts.Events()))
+	}
+	for _, want := range contracts.Services() {
+		got, ok := c.service(want.Name)
+		if !ok || got.RequestTopic != want.RequestTopic || got.Partitions != want.Partitions ||
+			got.ReplicationFactor != want.ReplicationFactor || len(got.Methods) != len(want.Methods) {
+			t.Errorf("described %+v, generated %+v", got, want)
+			continue
+		}
+		for i, m := range got.Methods {
+			w := want.Methods[i]
+			if m.FullMethod != w.FullMethod || m.Timeout != w.Timeout || m.Idempotent != w.Idempotent || m.Public != w.Public ||
+				m.PartitionKeyField != w.PartitionKeyField || eventName(m.Event) != eventName(w.Event) || eventName(m.Subscribe) != eventName(w.Subscribe) ||
+				!reflect.DeepEqual(m.HTTP, w.HTTP) || m.ClientStreaming != w.ClientStreaming || m.ServerStreaming != w.ServerStreaming {
+				t.Errorf("method %s: described %+v, generated %+v", w.FullMethod, m, w)
+			}
+		}
+	}
+	for i, want := range contracts.Events() {
+		got := c.events[i]
+		if got.Name != want.Name || got.Topic != want.Topic || got.Partitions != want.Partitions ||
+			got.ReplicationFactor != want.ReplicationFactor || got.PartitionKeyField != want.PartitionKeyField {
+			t.Errorf("event: described %+v, generated %+v", got, want)
+		}
+	}
+
 	md, err := c.method("users.v1.UsersService/GetUser")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.describe(md.Parent().(protoreflect.ServiceDescriptor))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := usersv1.UsersService_PuristaService
-	if got.Name != want.Name || got.RequestTopic != want.RequestTopic || got.Partitions != want.Partitions || len(got.Methods) != len(want.Methods) {
-		t.Fatalf("described %+v, generated %+v", got, want)
-	}
-	for i, m := range got.Methods {
-		w := want.Methods[i]
-		if m.FullMethod != w.FullMethod || m.Timeout != w.Timeout || m.Idempotent != w.Idempotent || m.Public != w.Public || m.PartitionKeyField != w.PartitionKeyField {
-			t.Errorf("method %d: described %+v, generated %+v", i, m, w)
-		}
-	}
-	req, _ := c.newMessage(md.Input())
+	users, _ := c.service("users.v1.UsersService")
+	req := dynamicpb.NewMessage(md.Input())
 	req.ProtoReflect().Set(md.Input().Fields().ByName("user_id"), protoreflect.ValueOfString("u-42"))
-	if k := got.Methods[1].PartitionKey(req); string(k) != "u-42" {
+	if k := users.Methods[1].PartitionKey(req); string(k) != "u-42" {
 		t.Errorf("partition key of a dynamic GetUserRequest: %q", k)
 	}
 }
 
-// descriptorSet writes the compiled-in file and its imports as a
-// FileDescriptorSet, as buf build would, and returns its path.
-func descriptorSet(t *testing.T, file string) string {
+func eventName(e *purista.Event) string {
+	if e == nil {
+		return ""
+	}
+	return e.Name
+}
+
+// image writes the example contracts named (all when none is), with
+// their imports, as the image `buf build -o FILE` makes, and returns its
+// path. The CLI links no contract: the tests hand it theirs.
+func image(t *testing.T, files ...string) string {
 	t.Helper()
-	fd, err := protoregistry.GlobalFiles.FindFileByPath(file)
+	b, err := contracts.Image(files...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var set descriptorpb.FileDescriptorSet
-	seen := map[string]bool{}
-	var add func(protoreflect.FileDescriptor)
-	add = func(f protoreflect.FileDescriptor) {
-		if seen[f.Path()] {
-			return
-		}
-		seen[f.Path()] = true
-		for i := 0; i < f.Imports().Len(); i++ {
-			add(f.Imports().Get(i).FileDescriptor)
-		}
-		set.File = append(set.File, protodesc.ToFileDescriptorProto(f))
-	}
-	add(fd)
-	b, err := proto.Marshal(&set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "set.binpb")
+	path := filepath.Join(t.TempDir(), "contracts.binpb")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -288,29 +303,35 @@ func descriptorSet(t *testing.T, file string) string {
 }
 
 func TestCallErrors(t *testing.T) {
+	img := image(t)
 	cases := []struct {
 		name string
 		args []string
 		code int
 		want string
 	}{
-		{"no method", []string{"call"}, 2, "name the method to call: purista call package.Service/Method '<json>' (purista call --list shows them)"},
-		{"not a method name", []string{"call", "GetUser"}, 2, `"GetUser" is no method name: write package.Service/Method, e.g. users.v1.UsersService/GetUser`},
-		{"unknown service", []string{"call", "shop.v1.ShopService/Buy"}, 2,
-			"unknown service shop.v1.ShopService in the contracts compiled into purista; the services are: notifications.v1.NotificationsService, orders.v1.OrdersService, users.v1.UsersService"},
-		{"unknown method", []string{"call", "users.v1.UsersService/getuser"}, 2,
+		{"no method", []string{"call", "--image", img}, 2, "name the method to call: purista call package.Service/Method '<json>' (purista call --list shows them)"},
+		{"not a method name", []string{"call", "--image", img, "GetUser"}, 2, `"GetUser" is no method name: write package.Service/Method, e.g. users.v1.UsersService/GetUser`},
+		{"unknown service", []string{"call", "--image", img, "shop.v1.ShopService/Buy"}, 2,
+			"unknown service shop.v1.ShopService in " + img + "; the services are: notifications.v1.NotificationsService, orders.v1.OrdersService, users.v1.UsersService"},
+		{"unknown method", []string{"call", "--image", img, "users.v1.UsersService/getuser"}, 2,
 			"unknown method getuser of users.v1.UsersService (did you mean users.v1.UsersService/GetUser?); its methods are: CreateUser, GetUser, ListUsers"},
-		{"bad JSON", []string{"call", "users.v1.UsersService/GetUser", `{"id":"u-1"}`}, 2,
+		{"bad JSON", []string{"call", "--image", img, "users.v1.UsersService/GetUser", `{"id":"u-1"}`}, 2,
 			"unknown field \"id\"\nusers.v1.GetUserRequest has the fields:\n  user_id (string)"},
-		{"broken JSON", []string{"call", "users.v1.UsersService/GetUser", `{"user_id":`}, 2, "the request is not valid JSON for users.v1.GetUserRequest"},
-		{"bad header", []string{"call", "-H", "novalue", "users.v1.UsersService/GetUser"}, 2, `header "novalue": write key:value`},
-		{"broker unreachable", []string{"call", "--brokers", "127.0.0.1:1", "users.v1.UsersService/GetUser", `{"user_id":"u-1"}`}, 1,
-			"cannot reach a Kafka broker at 127.0.0.1:1 (dial tcp 127.0.0.1:1: connect: connection refused).\nStart the example system with `purista dev` (its embedded broker listens on 127.0.0.1:9092), or point --brokers or PURISTA_BROKERS at a running cluster"},
-		{"topics: broker unreachable", []string{"topics", "ensure", "--brokers", "127.0.0.1:1"}, 1, "cannot reach a Kafka broker at 127.0.0.1:1"},
-		{"bad descriptor set", []string{"call", "--descriptor-set", "main.go", "--list"}, 1, "main.go is not a binary FileDescriptorSet"},
+		{"broken JSON", []string{"call", "--image", img, "users.v1.UsersService/GetUser", `{"user_id":`}, 2, "the request is not valid JSON for users.v1.GetUserRequest"},
+		{"bad header", []string{"call", "--image", img, "-H", "novalue", "users.v1.UsersService/GetUser"}, 2, `header "novalue": write key:value`},
+		{"broker unreachable", []string{"call", "--image", img, "--brokers", "127.0.0.1:1", "users.v1.UsersService/GetUser", `{"user_id":"u-1"}`}, 1,
+			"cannot reach a Kafka broker at 127.0.0.1:1 (dial tcp 127.0.0.1:1: connect: connection refused).\nStart your system with `purista dev` (its embedded broker listens on 127.0.0.1:9092), or point --brokers or PURISTA_BROKERS at a running cluster"},
+		{"topics: broker unreachable", []string{"topics", "ensure", "--image", img, "--brokers", "127.0.0.1:1"}, 1, "cannot reach a Kafka broker at 127.0.0.1:1"},
+		{"not an image", []string{"call", "--image", "main.go", "--list"}, 1, "main.go is not a buf image or binary FileDescriptorSet"},
+		{"no image file", []string{"routes", "--image", "nothing.binpb"}, 2, "reading the contracts image: open nothing.binpb: no such file or directory (make one with `buf build -o nothing.binpb`)"},
+		{"no contracts", []string{"routes"}, 2, "no contracts: run purista in the directory of your buf.yaml (or of a purista.yaml that names the contracts), " +
+			"pass --contracts DIR (a buf module or workspace), or pass --image FILE made with `buf build -o FILE`"},
+		{"no buf.yaml", []string{"topics", "plan", "--contracts", "."}, 2, ". has no buf.yaml: pass the directory of your contracts' buf.yaml with --contracts, or an image with --image"},
 		{"unknown flag", []string{"routes", "--jsn"}, 2, "unknown flag: --jsn"},
-		{"serve: no component", []string{"serve", "billing"}, 2, "name the component to serve: one of gateway, users, orders, notifications"},
+		{"dev: no purista.yaml", []string{"dev"}, 2, "no purista.yaml here: purista dev runs the processes it lists"},
 		{"dev: bad log level", []string{"dev", "--log-level", "loud"}, 2, `--log-level "loud": use debug, info, warn or error`},
+		{"init: bad name", []string{"init", "service", "Order-Service"}, 2, `name "Order-Service": use lower-case letters and digits`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -332,13 +353,14 @@ type devProcess struct {
 	done chan struct{}
 }
 
-func startDev(t *testing.T, until string, args ...string) *devProcess {
+func startDev(t *testing.T, dir, until string, args ...string) *devProcess {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, append([]string{"dev", "--http", "127.0.0.1:0", "--broker-port", "0"}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), asCLI+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
@@ -373,8 +395,8 @@ func startDev(t *testing.T, until string, args ...string) *devProcess {
 	case <-seen:
 	case <-p.done:
 		t.Fatalf("purista dev exited before printing %q:\n%s", until, p.output())
-	case <-time.After(90 * time.Second):
-		t.Fatalf("purista dev did not print %q within 90s:\n%s", until, p.output())
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("purista dev did not print %q within 5 minutes:\n%s", until, p.output())
 	}
 	return p
 }
@@ -407,10 +429,12 @@ func (p *devProcess) interrupt(t *testing.T) {
 
 var readyRE = regexp.MustCompile(`purista dev: ready in ([0-9.]+)s — gateway (http://[^,]+),`)
 
-// TestDevDemo is `make demo`: purista dev --demo over Kafka, every
-// component a process of its own, the services started after the gateway.
+// TestDevDemo is `make demo`: purista dev --demo runs the example system
+// from examples/purista.yaml, as it runs a user's, every process built from
+// its package and started on its own, the services after the gateway and
+// the demo driver.
 func TestDevDemo(t *testing.T) {
-	p := startDev(t, "Ctrl-C stops everything", "--demo", "--services-delay", "500ms")
+	p := startDev(t, "../../examples", "Ctrl-C stops everything", "--demo", "--image", image(t))
 	out := p.output()
 	m := readyRE.FindStringSubmatch(out)
 	if m == nil {
@@ -419,12 +443,13 @@ func TestDevDemo(t *testing.T) {
 	t.Logf("ready in %ss", m[1])
 	for _, want := range []string{
 		"created purista.rpc.users.v1.UsersService (3 partitions)",
-		"the gateway runs, no service does: sending POST /v1/users now",
-		"starting the services in 500ms",
-		"the request waited in Kafka while the users service started",
+		"demo: sending POST /v1/users now",
+		"starting users in 1s",
+		"$ curl -s -X POST 'http://",
 		"HTTP 404 Not Found",
 		"HTTP 400 Bad Request",
-		"all 8 requests answered as expected",
+		"demo: all 8 requests answered as expected",
+		"demo finished",
 		"kafka: serving services=[orders.v1.OrdersService]",
 	} {
 		if !strings.Contains(out, want) {
@@ -443,7 +468,7 @@ func TestDevDemo(t *testing.T) {
 	}
 	p.interrupt(t)
 	for _, c := range []string{"gateway", "users", "orders", "notifications"} {
-		if !regexp.MustCompile(`(?m)` + c + ` +│ stopped$`).MatchString(p.output()) {
+		if !regexp.MustCompile(`(?m)` + c + ` +│ ` + c + ` stopped$`).MatchString(p.output()) {
 			t.Errorf("%s did not log that it stopped", c)
 		}
 	}
@@ -452,12 +477,12 @@ func TestDevDemo(t *testing.T) {
 	}
 }
 
-// TestDevMonolith is purista dev --monolith --demo: one process.
+// TestDevMonolith is make demo MONOLITH=1: one process, no broker.
 func TestDevMonolith(t *testing.T) {
-	p := startDev(t, "Ctrl-C stops everything", "--monolith", "--demo")
+	p := startDev(t, "../../examples", "Ctrl-C stops everything", "-f", "purista.monolith.yaml", "--demo", "--image", image(t))
 	out := p.output()
-	if readyRE.FindStringSubmatch(out) == nil || !strings.Contains(out, "monolith: one process, in-process transport") ||
-		!strings.Contains(out, "all 8 requests answered as expected") {
+	if readyRE.FindStringSubmatch(out) == nil || !strings.Contains(out, "no broker, processes monolith, demo") ||
+		!strings.Contains(out, "demo: all 8 requests answered as expected") || strings.Contains(out, "created purista.rpc") {
 		t.Errorf("output:\n%s", out)
 	}
 	p.interrupt(t)
@@ -483,5 +508,23 @@ func TestTopicsGC(t *testing.T) {
 	}
 	if _, stderr, code := cli(t, "topics", "gc", "--brokers", addr, "--idle", "1m"); code == 0 || !strings.Contains(stderr, "5 minutes or more") {
 		t.Fatalf("--idle 1m: exit %d, %s", code, stderr)
+	}
+}
+
+// TestTopicsPlan: plan reports what ensure would create and how an
+// existing topic differs from the contracts, and changes nothing.
+func TestTopicsPlan(t *testing.T) {
+	addr := broker(t)
+	img := image(t)
+	kafkatest.CreateTopic(t, []string{addr}, "purista.rpc.orders.v1.OrdersService", 2)
+	plan := []string{"topics", "plan", "--image", img, "--brokers", addr}
+	cliWants(t, plan,
+		"purista.rpc.users.v1.UsersService                  3           default      -       create",
+		"purista.rpc.orders.v1.OrdersService                2           1            -       exists, differs: has 2 partitions, 6 wanted",
+		"5 topics: ensure would create 4; 1 exist, 1 of them differ from the contracts")
+	// Nothing was created.
+	out, _, _ := cli(t, plan...)
+	if !strings.Contains(out, "ensure would create 4") {
+		t.Errorf("plan changed the cluster:\n%s", out)
 	}
 }

@@ -8,28 +8,39 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/purista-go/purista/examples/system"
 	"github.com/purista-go/purista/gateway"
 )
 
 func newRoutesCmd() *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		cf     contractFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "routes",
-		Short: "Print the HTTP route table compiled into the gateway",
-		Long: `routes prints the gateway's route table as the contracts' google.api.http
-annotations define it: verb, path template, method, request topic, the
-deadline a call gets, and whether the route skips authentication. It is the
-table the gateway serves on /routes, built the same way, with no broker or
-service needed: routes are compiled in, never learnt at run time.`,
+		Short: "Print the HTTP route table of your contracts",
+		Long: `routes prints the route table a gateway built from your contracts serves, as
+their google.api.http annotations define it: verb, path template, method,
+request topic, the deadline a call gets, and whether the route skips
+authentication. It is the table the gateway serves on /routes, built the
+same way and with the same conflict checks, with no broker or service
+needed: routes are compiled into the gateway, never learnt at run time.
+
+The contracts are the buf module in the current directory (or --contracts
+DIR, or the one purista.yaml names), or an image (--image).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			g, err := system.NewGateway(noConn{}, system.GatewayConfig{}, discardLogger())
+			c, err := cf.load(cmdContext(cmd))
+			if err != nil {
+				return err
+			}
+			g, err := describeGateway(c)
 			if err != nil {
 				return err
 			}
@@ -60,7 +71,20 @@ service needed: routes are compiled in, never learnt at run time.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the gateway's /routes endpoint does")
+	cf.add(cmd.Flags())
 	return cmd
+}
+
+// describeGateway builds a gateway for the contracts' routes that serves
+// nothing but its own endpoints: the CLI has no generated handlers, so each
+// service gets a RegisterHTTP that registers none, and the gateway's route
+// table and its checks are those of a real gateway.
+func describeGateway(c *contractSet) (*gateway.Gateway, error) {
+	services := make([]gateway.Service, len(c.services))
+	for i, s := range c.services {
+		services[i] = gateway.Service{Contract: s, RegisterHTTP: func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error { return nil }}
+	}
+	return gateway.New(noConn{}, gateway.WithServices(services...), gateway.WithLogger(discardLogger()))
 }
 
 // noConn is the connection of a gateway that only describes its routes.

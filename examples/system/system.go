@@ -5,10 +5,10 @@
 //   - microservices over Kafka: [ServeService] runs one service on a
 //     kafka.Server and [ServeGateway] the gateway on a kafka.ClientConn, each
 //     in its own process (the mains under examples/services and
-//     examples/gateway, or `purista dev`, which starts one process per
-//     component);
+//     examples/gateway, which `purista dev` starts from
+//     examples/purista.yaml, one process per component);
 //   - monolith: [ServeMonolith] runs every service and the gateway in one
-//     process on transport/inproc (`purista dev --monolith`);
+//     process on transport/inproc (examples/monolith, `make demo MONOLITH=1`);
 //   - plain gRPC: the same implementations on a *grpc.Server, since every
 //     service is an ordinary gRPC server implementation (TestDemoGRPC).
 //
@@ -51,7 +51,7 @@ import (
 	"github.com/purista-go/purista/transport/kafka"
 )
 
-// Component names, as `purista dev` and its logs use them.
+// Component names, as examples/purista.yaml and `purista dev`'s logs use them.
 const (
 	Gateway       = "gateway"
 	Users         = "users"
@@ -59,7 +59,7 @@ const (
 	Notifications = "notifications"
 )
 
-// Services lists the service components in the order `purista dev` starts them.
+// Services lists the service components in the order examples/purista.yaml starts them.
 var Services = []string{Users, Orders, Notifications}
 
 // Register registers the implementation of service component name on srv,

@@ -140,12 +140,16 @@ func TestTutorial(t *testing.T) {
 	}
 
 	// Before the method is written the route exists and answers 501.
-	before := build(t, root, work, "before", overlay)
-	routes := run(t, root, nil, before, "routes")
+	// The CLI reads the contracts the tutorial edited, as it reads a
+	// user's; purista dev builds the example's processes with the overlay
+	// (go build takes it from GOFLAGS).
+	env := []string{"PURISTA_BUF=" + buf}
+	before, beforeOverlay := build(t, root, work, "before", overlay)
+	routes := run(t, filepath.Join(root, "examples"), env, before, "routes", "--contracts", edited)
 	if !regexp.MustCompile(`DELETE +/v1/users/\{user_id\} +users.v1.UsersService/DeleteUser +purista.rpc.users.v1.UsersService +2s`).MatchString(routes) {
 		t.Errorf("purista routes does not list the new route:\n%s", routes)
 	}
-	curls(t, before, must(t, snippets, "http before implementing"))
+	curls(t, before, dev(root, edited, beforeOverlay, env), must(t, snippets, "http before implementing"))
 
 	// Step 3: the README's implementation.
 	const implPath = "examples/services/users/usersvc/delete.go"
@@ -154,8 +158,8 @@ func TestTutorial(t *testing.T) {
 	overlay[filepath.Join(root, filepath.FromSlash(implPath))] = impl
 
 	// Step 4: make demo and the README's curl commands.
-	after := build(t, root, work, "after", overlay)
-	curls(t, after, must(t, snippets, "http after implementing"))
+	after, afterOverlay := build(t, root, work, "after", overlay)
+	curls(t, after, dev(root, edited, afterOverlay, env), must(t, snippets, "http after implementing"))
 }
 
 // insertIntoService puts body before the closing brace of the service.
@@ -207,8 +211,8 @@ func buildPlugins(t *testing.T, root, bin string) {
 
 // build compiles the purista CLI from this checkout with the overlay's
 // files in place of (or next to) the repository's, which keeps every
-// other package's build cached.
-func build(t *testing.T, root, work, name string, overlay map[string]string) string {
+// other package's build cached, and returns it and the overlay file.
+func build(t *testing.T, root, work, name string, overlay map[string]string) (string, string) {
 	t.Helper()
 	data, err := json.Marshal(map[string]any{"Replace": overlay})
 	if err != nil {
@@ -218,16 +222,32 @@ func build(t *testing.T, root, work, name string, overlay map[string]string) str
 	writeFile(t, ov, string(data))
 	out := filepath.Join(work, "purista-"+name)
 	run(t, root, nil, "go", "build", "-overlay", ov, "-o", out, "./cmd/purista")
-	return out
+	return out, ov
+}
+
+// devRun is how `purista dev --demo` runs the example system in examples/
+// with the tutorial's contracts and code.
+type devRun struct {
+	dir  string
+	args []string
+	env  []string
+}
+
+func dev(root, contracts, overlay string, env []string) devRun {
+	return devRun{
+		dir:  filepath.Join(root, "examples"),
+		args: []string{"--contracts", contracts},
+		env:  append([]string{"GOFLAGS=" + strings.TrimSpace(os.Getenv("GOFLAGS")+" -overlay="+overlay)}, env...),
+	}
 }
 
 // curls starts `purista dev --demo` (make demo) and runs the curl
 // commands of a README block against it, checking each "# → <status>".
 // The user id of the README's example is replaced by the one the service
 // assigned.
-func curls(t *testing.T, purista, block string) {
+func curls(t *testing.T, purista string, d devRun, block string) {
 	t.Helper()
-	base, stop := startDev(t, purista)
+	base, stop := startDev(t, purista, d)
 	defer stop()
 	const exampleID = "u-5d2f8a10"
 	id := exampleID
@@ -331,9 +351,11 @@ var readyRE = regexp.MustCompile(`purista dev: ready in [0-9.]+s — gateway (ht
 
 // startDev runs `purista dev --demo` on free ports until the demo is done
 // and returns the gateway's URL and a function that stops it with Ctrl-C.
-func startDev(t *testing.T, purista string) (string, func()) {
+func startDev(t *testing.T, purista string, d devRun) (string, func()) {
 	t.Helper()
-	cmd := exec.Command(purista, "dev", "--demo", "--http", "127.0.0.1:0", "--broker-port", "0", "--services-delay", "0s")
+	cmd := exec.Command(purista, append([]string{"dev", "--demo", "--http", "127.0.0.1:0", "--broker-port", "0"}, d.args...)...)
+	cmd.Dir = d.dir
+	cmd.Env = append(os.Environ(), d.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -374,9 +396,9 @@ func startDev(t *testing.T, purista string) (string, func()) {
 	case base = <-running:
 	case <-done:
 		t.Fatalf("purista dev exited:\n%s", output())
-	case <-time.After(90 * time.Second):
+	case <-time.After(5 * time.Minute):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		t.Fatalf("purista dev was not running after 90s:\n%s", output())
+		t.Fatalf("purista dev was not running after 5 minutes:\n%s", output())
 	}
 	return base, func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)

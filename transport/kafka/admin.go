@@ -45,12 +45,17 @@ func EnsureTopics(ctx context.Context, brokers []string, services []*purista.Ser
 		return nil, err
 	}
 	defer b.close()
+	return ensureTopics(ctx, b, b.topicSpecs(services, events))
+}
+
+// topicSpecs are the topics EnsureTopics provisions and PlanTopics plans.
+func (b *base) topicSpecs(services []*purista.Service, events []*purista.Event) []TopicSpec {
 	specs := servicesTopics(b, services)
 	specs = append(specs, deadLetterTopics(b, services)...)
 	for _, e := range events {
 		specs = append(specs, b.eventTopicSpec(e))
 	}
-	return ensureTopics(ctx, b, specs)
+	return specs
 }
 
 func orDefault(v, def int) int {
