@@ -104,6 +104,16 @@ type membership struct {
 	since atomic.Int64
 	// owned is what the sticky balancer tells the group's leader.
 	owned ownership
+	// member is the member id the reader last joined under; removing
+	// holds the ids being removed (see removeStaleMember).
+	member   atomic.Value // string
+	removing sync.Map
+}
+
+// lastMember returns the member id the reader last joined under.
+func (m *membership) lastMember() string {
+	id, _ := m.member.Load().(string)
+	return id
 }
 
 // ownedPartitions returns the partitions the reader was last assigned.
@@ -174,14 +184,28 @@ func (s *Server) readerLoggers(m *membership) (kafka.Logger, kafka.Logger) {
 		if debug && groupLine(msg) {
 			s.cfg.logger.Debug("kafka-go: " + strings.TrimSpace(fmt.Sprintf(msg, args...)))
 		}
-		if strings.HasPrefix(msg, "Leaving group") && len(args) == 2 {
+		switch {
+		case strings.HasPrefix(msg, "Joined group") && len(args) >= 2:
 			if member, ok := args[1].(string); ok {
-				go s.removeStaleMember(m.group, member)
+				m.member.Store(member)
+			}
+		case strings.HasPrefix(msg, "Leaving group") && len(args) == 2:
+			if member, ok := args[1].(string); ok {
+				s.removeStale(m, member)
 			}
 		}
 	})
 	errs := kafka.LoggerFunc(func(msg string, args ...any) {
 		m.observe(msg, args...)
+		if strings.HasPrefix(msg, "Failed to join group") {
+			// kafka-go drops the member id after a failed join (a
+			// coordinator still loading the group after it moved)
+			// without leaving: the id stays in the group until its
+			// session times out, and holds the next rebalance.
+			if member := m.lastMember(); member != "" {
+				s.removeStale(m, member)
+			}
+		}
 		s.cfg.logger.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
 	})
 	return info, errs
@@ -197,6 +221,14 @@ func groupLine(msg string) bool {
 		}
 	}
 	return false
+}
+
+// removeStale starts removing member from m's group, once per member id.
+func (s *Server) removeStale(m *membership, member string) {
+	if _, busy := m.removing.LoadOrStore(member, true); busy {
+		return
+	}
+	go s.removeStaleMember(m.group, member)
 }
 
 // staleMemberPatience bounds how long a server tries to remove a member id
@@ -232,9 +264,9 @@ func (s *Server) removeStaleMember(group, member string) {
 	give := time.Now().Add(staleMemberPatience)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, readyTimeout)
-		_, err := s.kc.DescribeGroups(rctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		resp, err := s.kc.DescribeGroups(rctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
 		cancel()
-		if err == nil {
+		if err == nil && len(resp.Groups) == 1 && resp.Groups[0].Error == nil {
 			break
 		}
 		if time.Now().After(give) || !pause(200*time.Millisecond) {
