@@ -23,6 +23,12 @@
 // never pays for a cluster. The broker jars come from scripts/kafka.sh fetch
 // (Maven) into .cache/kafka/<version>/libs.
 //
+// Time on two shared cores: a 3-node start 15-25 s (JVM start-up is most of
+// it), a node's restart 4-10 s, a new leader 2-3 s after a SIGTERM and 8 s
+// after a SIGKILL with Kafka's defaults (3 s with [FastFailover]). Share one
+// cluster between the steps of a scenario where you can, and do not run
+// cluster tests in parallel: three JVMs already fill the machine.
+//
 // Each node has three listeners: CLIENT for clients, INTERNAL for
 // replication, CONTROLLER for the KRaft quorum. With [Config.Proxied] a
 // faultproxy sits in front of every node's CLIENT listener and the node
