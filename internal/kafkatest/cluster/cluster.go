@@ -533,9 +533,19 @@ func (c *Cluster) Close() {
 // when a node's process has exited without being told to, or when no node
 // is running.
 func (c *Cluster) WaitReady(ctx context.Context) error {
-	var last error
+	err := poll(ctx, 100*time.Millisecond, func() error { return c.ready(ctx) })
+	if err != nil {
+		return fmt.Errorf("cluster: nodes not ready: %w; logs in %s", err, c.cfg.Dir)
+	}
+	return nil
+}
+
+// poll calls try until it returns nil or a *finalError, or ctx ends; the
+// error then names the last failure, which says more than "deadline
+// exceeded".
+func poll(ctx context.Context, every time.Duration, try func() error) error {
 	for {
-		err := c.ready(ctx)
+		err := try()
 		if err == nil {
 			return nil
 		}
@@ -543,11 +553,10 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 		if errors.As(err, &final) {
 			return err
 		}
-		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: nodes not ready: %v (last: %w); logs in %s", ctx.Err(), last, c.cfg.Dir)
-		case <-time.After(100 * time.Millisecond):
+			return fmt.Errorf("%v (last: %w)", ctx.Err(), err)
+		case <-time.After(every):
 		}
 	}
 }
@@ -621,22 +630,17 @@ func (c *Cluster) dialNode(ctx context.Context, i int) (*kafka.Conn, error) {
 func (c *Cluster) warmGroups(ctx context.Context) error {
 	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 5 * time.Second, Transport: &kafka.Transport{}}
 	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
-	var last error
-	for {
+	err := poll(ctx, 200*time.Millisecond, func() error {
 		fc, err := client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "purista-warmup", KeyType: kafka.CoordinatorKeyTypeConsumer})
 		if err == nil {
 			err = fc.Error
 		}
-		if err == nil {
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: no group coordinator: %v (last: %w)", ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: no group coordinator: %w", err)
 	}
+	return nil
 }
 
 // LeaderOf returns the index of the node leading topic's partition, as the
@@ -657,22 +661,19 @@ func (c *Cluster) LeaderOf(ctx context.Context, topic string, partition int) (in
 // WaitLeader waits until topic's partition has a leader other than node
 // not (-1: any leader) and returns its index.
 func (c *Cluster) WaitLeader(ctx context.Context, topic string, partition, not int) (int, error) {
-	var last error
-	for {
+	leader := -1
+	err := poll(ctx, 50*time.Millisecond, func() error {
 		l, err := c.LeaderOf(ctx, topic, partition)
-		if err == nil && l != not {
-			return l, nil
-		}
-		if err == nil {
+		if err == nil && l == not {
 			err = fmt.Errorf("leader is still node %d", l)
 		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return -1, fmt.Errorf("cluster: %s/%d: no new leader: %v (last: %w)", topic, partition, ctx.Err(), last)
-		case <-time.After(50 * time.Millisecond):
-		}
+		leader = l
+		return err
+	})
+	if err != nil {
+		return -1, fmt.Errorf("cluster: %s/%d: no new leader: %w", topic, partition, err)
 	}
+	return leader, nil
 }
 
 // InSync returns the node indexes in the in-sync replica set of topic's
@@ -696,18 +697,10 @@ func (c *Cluster) InSync(ctx context.Context, topic string, partition int) ([]in
 // metadata on its own: a topic one node knows may be unknown to the next
 // for a moment, and kafka-go's Writer fails rather than retries then.
 func (c *Cluster) WaitInSync(ctx context.Context, topic string) error {
-	var last error
-	for {
-		last = c.allInSync(ctx, topic)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: %s not in sync: %v (last: %w)", topic, ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := poll(ctx, 100*time.Millisecond, func() error { return c.allInSync(ctx, topic) }); err != nil {
+		return fmt.Errorf("cluster: %s not in sync: %w", topic, err)
 	}
+	return nil
 }
 
 func (c *Cluster) allInSync(ctx context.Context, topic string) error {

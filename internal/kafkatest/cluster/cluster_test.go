@@ -58,9 +58,7 @@ func TestThreeNodes(t *testing.T) {
 	})
 
 	topic := kafkatest.TopicName(t)
-	if err := c.CreateTopic(ctx, topic, 1); err != nil {
-		t.Fatal(err)
-	}
+	must(t, c.CreateTopic(ctx, topic, 1))
 	w := &kafka.Writer{
 		Addr: kafka.TCP(c.Brokers()...), Topic: topic, RequiredAcks: kafka.RequireAll,
 		BatchTimeout: time.Millisecond, MaxAttempts: 20, WriteBackoffMin: 50 * time.Millisecond, WriteBackoffMax: 500 * time.Millisecond,
@@ -77,99 +75,54 @@ func TestThreeNodes(t *testing.T) {
 	}
 	write(t, "first")
 
-	t.Run("kill the leader", func(t *testing.T) {
+	// takeLeader applies fault to the leader of partition 0 and waits for
+	// another node to lead; back restarts a node and waits until it is in
+	// sync again. Both log how long that took.
+	takeLeader := func(t *testing.T, how string, fault func(int) error) int {
+		t.Helper()
 		leader, err := c.LeaderOf(ctx, topic, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		must(t, err)
 		t0 := time.Now()
-		if err := c.Kill(leader); err != nil {
-			t.Fatal(err)
-		}
+		must(t, fault(leader))
+		next, err := c.WaitLeader(ctx, topic, 0, leader)
+		must(t, err)
+		t.Logf("figure: new leader %.1fs after %s of node %d (node %d leads)", time.Since(t0).Seconds(), how, leader, next)
+		return leader
+	}
+	back := func(t *testing.T, how string, i int, start func(int) error) {
+		t.Helper()
+		t0 := time.Now()
+		must(t, start(i))
+		must(t, c.WaitReady(ctx))
+		ready := time.Since(t0)
+		must(t, c.WaitInSync(ctx, topic))
+		t.Logf("figure: node %d after %s: ready %.1fs, in sync %.1fs", i, how, ready.Seconds(), time.Since(t0).Seconds())
+	}
+
+	t.Run("kill the leader", func(t *testing.T) {
+		leader := takeLeader(t, "SIGKILL", c.Kill)
 		if c.Running(leader) {
 			t.Fatalf("node %d still running after Kill", leader)
 		}
-		next, err := c.WaitLeader(ctx, topic, 0, leader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("figure: leader election after SIGKILL of node %d: %.1fs (node %d leads)", leader, time.Since(t0).Seconds(), next)
 		// Two of three replicas meet min.insync.replicas=2.
 		write(t, "while one is down")
-
-		t0 = time.Now()
-		if err := c.StartNode(leader); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.WaitReady(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("figure: killed node restart until ready %.1fs", time.Since(t0).Seconds())
-		if err := c.WaitInSync(ctx, topic); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("figure: killed node restart until back in sync %.1fs", time.Since(t0).Seconds())
+		back(t, "SIGKILL", leader, c.StartNode)
 	})
 
 	t.Run("stop the leader", func(t *testing.T) {
-		leader, err := c.LeaderOf(ctx, topic, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t0 := time.Now()
-		if err := c.Stop(leader); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("figure: controlled shutdown (SIGTERM) of node %d %.1fs", leader, time.Since(t0).Seconds())
-		next, err := c.WaitLeader(ctx, topic, 0, leader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("figure: leader after SIGTERM %.1fs (node %d leads)", time.Since(t0).Seconds(), next)
+		leader := takeLeader(t, "SIGTERM", c.Stop)
 		if isr, err := c.InSync(ctx, topic, 0); err != nil || slices.Contains(isr, leader) {
 			t.Fatalf("in-sync replicas %v (%v) after stopping node %d", isr, err, leader)
 		}
 		if err := c.Stop(leader); err == nil {
 			t.Fatal("stopping a stopped node succeeded")
 		}
-		t0 = time.Now()
-		if err := c.StartNode(leader); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.WaitReady(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.WaitInSync(ctx, topic); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("figure: stopped node restart until back in sync %.1fs", time.Since(t0).Seconds())
+		back(t, "SIGTERM", leader, c.StartNode)
 	})
 
 	t.Run("freeze the leader", func(t *testing.T) {
-		leader, err := c.LeaderOf(ctx, topic, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t0 := time.Now()
-		if err := c.Freeze(leader); err != nil {
-			t.Fatal(err)
-		}
-		next, err := c.WaitLeader(ctx, topic, 0, leader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("figure: leader election after SIGSTOP of node %d: %.1fs (node %d leads)", leader, time.Since(t0).Seconds(), next)
-		if err := c.Thaw(leader); err != nil {
-			t.Fatal(err)
-		}
-		t0 = time.Now()
-		if err := c.WaitReady(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.WaitInSync(ctx, topic); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("figure: thawed node back in sync %.1fs", time.Since(t0).Seconds())
+		leader := takeLeader(t, "SIGSTOP", c.Freeze)
+		back(t, "SIGSTOP", leader, c.Thaw)
 	})
 
 	t.Run("proxy reset", func(t *testing.T) {
@@ -238,9 +191,7 @@ func TestOneNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	topic := kafkatest.TopicName(t)
-	if err := c.CreateTopic(ctx, topic, 2); err != nil {
-		t.Fatal(err)
-	}
+	must(t, c.CreateTopic(ctx, topic, 2))
 	// kafka-go's Writer has a 1 MiB limit of its own (BatchBytes).
 	w := &kafka.Writer{Addr: kafka.TCP(c.Brokers()...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchBytes: 4 << 20, Transport: &kafka.Transport{}}
 	if err := w.WriteMessages(ctx, kafka.Message{Value: make([]byte, 1500<<10)}); err != nil {
@@ -249,12 +200,8 @@ func TestOneNode(t *testing.T) {
 	w.Close()
 
 	t0 = time.Now()
-	if err := c.Restart(0); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	must(t, c.Restart(0))
+	must(t, c.WaitReady(ctx))
 	t.Logf("figure: 1-node restart (SIGTERM, start, ready) %.1fs", time.Since(t0).Seconds())
 	conn, err := kafka.DialLeader(ctx, "tcp", c.Brokers()[0], topic, 0)
 	if err != nil {
@@ -294,3 +241,10 @@ func TestOneNode(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
