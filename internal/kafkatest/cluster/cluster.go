@@ -39,10 +39,11 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
+	cryptorand "crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -75,7 +76,9 @@ type Config struct {
 	Proxied bool
 	// Heap is the JVM heap flags of each node (default "-Xms64m -Xmx256m").
 	Heap string
-	// StartTimeout bounds the wait for a readiness (default 90s).
+	// StartTimeout bounds the start of the cluster (default 3 minutes: a
+	// 3-node start took 15 s on two idle cores and 78 s when other builds
+	// loaded them to 18).
 	StartTimeout time.Duration
 
 	// Dir holds each node's configuration, data and logs (Launch only;
@@ -137,7 +140,7 @@ func (c *Config) defaults() error {
 		c.Heap = "-Xms64m -Xmx256m"
 	}
 	if c.StartTimeout == 0 {
-		c.StartTimeout = 90 * time.Second
+		c.StartTimeout = 3 * time.Minute
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
@@ -578,7 +581,7 @@ func (c *Cluster) ready(ctx context.Context) error {
 		select {
 		case <-p.done:
 			if !p.expected.Load() {
-				return &finalError{fmt.Sprintf("cluster: node %d exited by itself (%v); broker log %s", i, p.err, c.LogFile(i))}
+				return &finalError{fmt.Sprintf("cluster: node %d exited by itself (%v); broker log %s ends:\n%s", i, p.err, c.LogFile(i), nodeTail(nd.dir, i, 15))}
 			}
 			continue
 		default:
@@ -674,6 +677,22 @@ func (c *Cluster) WaitLeader(ctx context.Context, topic string, partition, not i
 		return -1, fmt.Errorf("cluster: %s/%d: no new leader: %w", topic, partition, err)
 	}
 	return leader, nil
+}
+
+// CoordinatorOf returns the index of the node coordinating consumer group
+// group: the leader of its __consumer_offsets partition, the node to take
+// away to make a group move.
+func (c *Cluster) CoordinatorOf(ctx context.Context, group string) (int, error) {
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 5 * time.Second, Transport: &kafka.Transport{}}
+	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
+	fc, err := client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
+	if err == nil {
+		err = fc.Error
+	}
+	if err != nil {
+		return -1, fmt.Errorf("cluster: coordinator of group %s: %w", group, err)
+	}
+	return fc.Coordinator.NodeID - 1, nil
 }
 
 // InSync returns the node indexes in the in-sync replica set of topic's
@@ -907,20 +926,84 @@ func (c *Cluster) props(nd *node) *Props {
 
 func loop(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
-// freePorts returns n distinct free loopback ports. The listeners stay open
-// until all are chosen so that the ports differ; another process may still
-// take one before the broker binds it, a risk tests on one machine take.
+// freePorts returns n distinct free loopback ports outside the kernel's
+// ephemeral range. A node keeps its ports across restarts, and while it is
+// down any outgoing connection on the machine may be handed a port from the
+// ephemeral range as its local port; if that is the node's port, the
+// restarted broker cannot bind it and dies. Ports below the range are never
+// handed out that way; only another process picking the same free port at
+// random could collide.
 func freePorts(n int) ([]int, error) {
+	lo, hi := ephemeralRange()
 	var out []int
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("cluster: no free port: %w", err)
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
 		}
-		defer ln.Close()
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+	}()
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000 {
+			return nil, fmt.Errorf("cluster: no free loopback port outside %d-%d after %d tries", lo, hi, tries)
+		}
+		port := pickPort(lo, hi)
+		// Holding the listener until all are chosen keeps the ports
+		// distinct.
+		ln, err := net.Listen("tcp", loop(port))
+		if err != nil {
+			continue
+		}
+		held = append(held, ln)
+		out = append(out, port)
 	}
 	return out, nil
+}
+
+// ephemeralRange reads the kernel's range for local ports of outgoing
+// connections (Linux's default when it cannot).
+func ephemeralRange() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		a, err1 := strconv.Atoi(f[0])
+		b, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil && a <= b {
+			return a, b
+		}
+	}
+	return lo, hi
+}
+
+// pickPort returns a random port in 10000-65535 outside [lo, hi]; below
+// 10000 live many well-known services.
+func pickPort(lo, hi int) int {
+	var candidates [][2]int
+	if lo > 10000 {
+		candidates = append(candidates, [2]int{10000, lo - 1})
+	}
+	if hi < 65535 {
+		candidates = append(candidates, [2]int{hi + 1, 65535})
+	}
+	if len(candidates) == 0 {
+		candidates = append(candidates, [2]int{10000, 65535})
+	}
+	total := 0
+	for _, c := range candidates {
+		total += c[1] - c[0] + 1
+	}
+	k := rand.IntN(total)
+	for _, c := range candidates {
+		size := c[1] - c[0] + 1
+		if k < size {
+			return c[0] + k
+		}
+		k -= size
+	}
+	return 10000
 }
 
 // newClusterID makes a KRaft cluster id: 16 random bytes in unpadded
@@ -928,7 +1011,7 @@ func freePorts(n int) ([]int, error) {
 // letter because Kafka rejects ids starting with '-' (they read as flags).
 func newClusterID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	_, _ = cryptorand.Read(b[:])
 	id := base64.RawURLEncoding.EncodeToString(b[:])
 	return "A" + id[1:]
 }

@@ -28,7 +28,7 @@ func TestThreeNodes(t *testing.T) {
 	// (freeze, with a controller election) here.
 	c := cluster.Start(t, cluster.Config{Nodes: 3, Proxied: true, BrokerProps: cluster.FastFailover()})
 	t.Logf("figure: 3-node cluster start %.1fs", time.Since(t0).Seconds())
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 
 	t.Run("advertised addresses are the proxies", func(t *testing.T) {
@@ -54,6 +54,13 @@ func TestThreeNodes(t *testing.T) {
 			if c.Proxy(i) == nil || c.Addr(i) == c.DirectAddr(i) {
 				t.Fatalf("node %d: proxy %v, addr %s, direct %s", i, c.Proxy(i), c.Addr(i), c.DirectAddr(i))
 			}
+		}
+	})
+
+	t.Run("group coordinator", func(t *testing.T) {
+		n, err := c.CoordinatorOf(ctx, kafkatest.GroupID(t))
+		if err != nil || n < 0 || n >= c.Nodes() {
+			t.Fatalf("CoordinatorOf: node %d, %v", n, err)
 		}
 	})
 
@@ -188,7 +195,7 @@ func TestOneNode(t *testing.T) {
 	t0 := time.Now()
 	c := cluster.Start(t, cluster.Config{Nodes: 1, BrokerProps: map[string]string{"message.max.bytes": "2097152"}})
 	t.Logf("figure: 1-node start %.1fs", time.Since(t0).Seconds())
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	topic := kafkatest.TopicName(t)
 	must(t, c.CreateTopic(ctx, topic, 2))
