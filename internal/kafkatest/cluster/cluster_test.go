@@ -66,18 +66,38 @@ func TestThreeNodes(t *testing.T) {
 
 	topic := kafkatest.TopicName(t)
 	must(t, c.CreateTopic(ctx, topic, 1))
-	w := &kafka.Writer{
-		Addr: kafka.TCP(c.Brokers()...), Topic: topic, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond, MaxAttempts: 20, WriteBackoffMin: 50 * time.Millisecond, WriteBackoffMax: 500 * time.Millisecond,
-		Transport: &kafka.Transport{},
+	newWriter := func() *kafka.Writer {
+		return &kafka.Writer{
+			Addr: kafka.TCP(c.Brokers()...), Topic: topic, RequiredAcks: kafka.RequireAll,
+			BatchTimeout: time.Millisecond, MaxAttempts: 20, WriteBackoffMin: 50 * time.Millisecond, WriteBackoffMax: 500 * time.Millisecond,
+			Transport: &kafka.Transport{},
+		}
 	}
-	defer w.Close()
+	w := newWriter()
+	defer func() { w.Close() }()
+	// write writes one record with acks=all. A kafka-go Writer can keep
+	// going to a dead leader for a while (it caches metadata); how long
+	// is the transport's business, so write logs it and then tries with
+	// a new Writer, to test the cluster rather than kafka-go.
 	write := func(t *testing.T, v string) {
 		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := w.WriteMessages(wctx, kafka.Message{Value: []byte(v)}); err != nil {
-			t.Fatalf("write %q: %v", v, err)
+		t0 := time.Now()
+		for attempt := 1; ; attempt++ {
+			wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err := w.WriteMessages(wctx, kafka.Message{Value: []byte(v)})
+			cancel()
+			if err == nil {
+				if attempt > 1 {
+					t.Logf("write %q succeeded with Writer number %d after %.1fs", v, attempt, time.Since(t0).Seconds())
+				}
+				return
+			}
+			t.Logf("kafka-go Writer: write %q failed after %.1fs: %v", v, time.Since(t0).Seconds(), err)
+			if ctx.Err() != nil || attempt == 4 {
+				t.Fatalf("write %q: %v", v, err)
+			}
+			w.Close()
+			w = newWriter()
 		}
 	}
 	write(t, "first")
