@@ -45,15 +45,20 @@ func Start(t testing.TB, cfg Config) *Cluster {
 	}
 	c, err := Launch(context.Background(), cfg)
 	if err != nil {
-		if errors.Is(err, ErrNoJava) && os.Getenv(EnvRequire) != "1" {
-			t.Skipf("broker fault suite skipped: %v", err)
+		if errors.Is(err, ErrNoJava) {
+			if os.Getenv(EnvRequire) != "1" {
+				t.Skipf("broker fault suite skipped: %v", err)
+			}
+			t.Fatalf("real Kafka brokers are required (%s=1): %v", EnvRequire, err)
 		}
-		t.Logf("%s", TailLogs(cfg.Dir, 60))
+		if tail := TailLogs(cfg.Dir, 60); tail != "" {
+			t.Log(tail)
+		}
 		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("%s", c.Tails(40))
+			t.Log(c.Tails(40))
 		}
 		c.Close()
 	})
