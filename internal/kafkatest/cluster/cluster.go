@@ -153,7 +153,8 @@ func (c *Config) defaults() error {
 
 // Launch formats and starts the nodes and waits until they are ready. On
 // error nothing is left running. Tests use [Start]; Launch serves commands
-// such as cmd/kafkacluster.
+// such as cmd/kafkacluster, and a TestMain that shares one cluster between
+// a package's tests (check PURISTA_FAULTS there, and Close before exiting).
 func Launch(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
