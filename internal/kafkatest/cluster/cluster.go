@@ -101,6 +101,7 @@ type Cluster struct {
 	clusterID string
 	version   string // from the pom until a broker logs its own
 	nodes     []*node
+	cds       classSharing
 
 	mu     sync.Mutex
 	closed bool
@@ -127,6 +128,9 @@ type process struct {
 	// expected is set before the harness signals the process, so that an
 	// exit it caused is not reported as a crash.
 	expected atomic.Bool
+	// archive is the class-sharing archive this run dumps at its exit
+	// (see cds.go), "" for none.
+	archive string
 }
 
 func (c *Config) defaults() error {
@@ -183,6 +187,7 @@ func Launch(ctx context.Context, cfg Config) (*Cluster, error) {
 		log4j:     filepath.Join(root, "scripts", "kafka", "log4j2.properties"),
 		clusterID: newClusterID(),
 	}
+	c.cds.dir = filepath.Join(filepath.Dir(libs), "cds")
 	ok := false
 	defer func() {
 		if !ok {
@@ -324,12 +329,18 @@ func (c *Cluster) format(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			args := append(c.jvm(nd), "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", filepath.Join(c.libs, "*"),
+			share, tmp := c.archiveFlags("format")
+			args := append(c.jvm(nd), share...)
+			args = append(args, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", filepath.Join(c.libs, "*"),
 				// kafka.tools.StorageTool is what bin/kafka-storage.sh
 				// runs in 4.x; with controller.quorum.voters set (a
 				// static quorum) it needs no --initial-controllers.
 				"kafka.tools.StorageTool", "format", "--cluster-id", c.clusterID, "--config", nd.propsFile())
-			out, err := exec.CommandContext(ctx, "java", args...).CombinedOutput()
+			cmd := exec.CommandContext(ctx, "java", args...)
+			out, err := cmd.CombinedOutput()
+			if cmd.ProcessState != nil {
+				finishArchive(tmp, "format", cmd.ProcessState)
+			}
 			if err != nil {
 				errs[i] = fmt.Errorf("cluster: formatting node %d failed (%v):\n%s", i, err, out)
 			}
@@ -366,7 +377,9 @@ func (c *Cluster) StartNode(i int) error {
 		return err
 	}
 	defer out.Close() // the child has its own copy
-	args := append(c.jvm(nd),
+	share, archive := c.archiveFlags("broker")
+	args := append(c.jvm(nd), share...)
+	args = append(args,
 		// C1 only: a test broker does little work and starts faster
 		// without the second compiler competing for two cores.
 		"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
@@ -383,9 +396,10 @@ func (c *Cluster) StartNode(i int) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("cluster: start node %d: %w", i, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, done: make(chan struct{}), archive: archive}
 	go func() {
 		p.err = cmd.Wait()
+		finishArchive(p.archive, "broker", cmd.ProcessState)
 		close(p.done)
 	}()
 	nd.proc = p
@@ -515,6 +529,22 @@ func (c *Cluster) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+	// A process dumping a class-sharing archive gets SIGTERM first, while
+	// the others still run (its controlled shutdown needs them): the dump
+	// happens at an orderly exit only. Once per machine.
+	for _, nd := range c.nodes {
+		nd.mu.Lock()
+		if p := nd.proc; p != nil && p.archive != "" {
+			p.expected.Store(true)
+			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(30 * time.Second):
+			}
+		}
+		nd.mu.Unlock()
+	}
 	for _, nd := range c.nodes {
 		nd.mu.Lock()
 		if p := nd.proc; p != nil {
