@@ -1,6 +1,7 @@
 // Package faultproxy is a TCP proxy for fault-injection tests: it forwards
 // connections from a loopback port to a target address and, on demand, cuts
-// every live connection with a TCP reset or holds all traffic still.
+// every live connection with a TCP reset (ResetAll), holds all traffic still
+// (Pause), slows it (SetLatency) or resets new connections (RejectNew).
 //
 // A Kafka client only stays behind the proxy if the broker advertises the
 // proxy's address: clients bootstrap on one address and then dial whatever
