@@ -12,7 +12,7 @@
 #                                          (replication 3, min.insync.replicas
 #                                          2) and PURISTA_KAFKA_CLUSTER_BROKERS
 #                                          exported; flags: -nodes 1|3,
-#                                          -proxied, -keep, -timeout 90s
+#                                          -proxied, -keep, -timeout 3m
 #                                          (internal/kafkatest/cmd/kafkacluster)
 #   scripts/kafka.sh fetch                 only resolve the jars into the cache
 #   scripts/kafka.sh check                 exit 0 if Java 17+ and Maven are

@@ -23,6 +23,12 @@
 // never pays for a cluster. The broker jars come from scripts/kafka.sh fetch
 // (Maven) into .cache/kafka/<version>/libs.
 //
+// Time on two shared cores: a 3-node start 15-25 s (JVM start-up is most of
+// it), a node's restart 4-10 s, a new leader 2-3 s after a SIGTERM and 8 s
+// after a SIGKILL with Kafka's defaults (3 s with [FastFailover]). Share one
+// cluster between the steps of a scenario where you can, and do not run
+// cluster tests in parallel: three JVMs already fill the machine.
+//
 // Each node has three listeners: CLIENT for clients, INTERNAL for
 // replication, CONTROLLER for the KRaft quorum. With [Config.Proxied] a
 // faultproxy sits in front of every node's CLIENT listener and the node
@@ -33,24 +39,16 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/purista-go/purista/internal/kafkatest/faultproxy"
 )
@@ -69,7 +67,9 @@ type Config struct {
 	Proxied bool
 	// Heap is the JVM heap flags of each node (default "-Xms64m -Xmx256m").
 	Heap string
-	// StartTimeout bounds the wait for a readiness (default 90s).
+	// StartTimeout bounds the start of the cluster (default 3 minutes: a
+	// 3-node start took 15 s on two idle cores and 78 s when other builds
+	// loaded them to 18).
 	StartTimeout time.Duration
 
 	// Dir holds each node's configuration, data and logs (Launch only;
@@ -92,6 +92,7 @@ type Cluster struct {
 	clusterID string
 	version   string // from the pom until a broker logs its own
 	nodes     []*node
+	cds       classSharing
 
 	mu     sync.Mutex
 	closed bool
@@ -118,6 +119,9 @@ type process struct {
 	// expected is set before the harness signals the process, so that an
 	// exit it caused is not reported as a crash.
 	expected atomic.Bool
+	// archive is the class-sharing archive this run dumps at its exit
+	// (see cds.go), "" for none.
+	archive string
 }
 
 func (c *Config) defaults() error {
@@ -131,7 +135,7 @@ func (c *Config) defaults() error {
 		c.Heap = "-Xms64m -Xmx256m"
 	}
 	if c.StartTimeout == 0 {
-		c.StartTimeout = 90 * time.Second
+		c.StartTimeout = 3 * time.Minute
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
@@ -144,7 +148,8 @@ func (c *Config) defaults() error {
 
 // Launch formats and starts the nodes and waits until they are ready. On
 // error nothing is left running. Tests use [Start]; Launch serves commands
-// such as cmd/kafkacluster.
+// such as cmd/kafkacluster, and a TestMain that shares one cluster between
+// a package's tests (check PURISTA_FAULTS there, and Close before exiting).
 func Launch(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -173,6 +178,7 @@ func Launch(ctx context.Context, cfg Config) (*Cluster, error) {
 		log4j:     filepath.Join(root, "scripts", "kafka", "log4j2.properties"),
 		clusterID: newClusterID(),
 	}
+	c.cds.dir = filepath.Join(filepath.Dir(libs), "cds")
 	ok := false
 	defer func() {
 		if !ok {
@@ -314,12 +320,18 @@ func (c *Cluster) format(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			args := append(c.jvm(nd), "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", filepath.Join(c.libs, "*"),
+			share, tmp := c.archiveFlags("format")
+			args := append(c.jvm(nd), share...)
+			args = append(args, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", filepath.Join(c.libs, "*"),
 				// kafka.tools.StorageTool is what bin/kafka-storage.sh
 				// runs in 4.x; with controller.quorum.voters set (a
 				// static quorum) it needs no --initial-controllers.
 				"kafka.tools.StorageTool", "format", "--cluster-id", c.clusterID, "--config", nd.propsFile())
-			out, err := exec.CommandContext(ctx, "java", args...).CombinedOutput()
+			cmd := exec.CommandContext(ctx, "java", args...)
+			out, err := cmd.CombinedOutput()
+			if cmd.ProcessState != nil {
+				finishArchive(tmp, "format", cmd.ProcessState)
+			}
 			if err != nil {
 				errs[i] = fmt.Errorf("cluster: formatting node %d failed (%v):\n%s", i, err, out)
 			}
@@ -336,653 +348,4 @@ func (c *Cluster) jvm(nd *node) []string {
 		"-Dkafka.logs.dir="+nd.dir,
 		"-Dlog4j2.configurationFile="+c.log4j,
 	)
-}
-
-// StartNode starts node i's broker process on its ports and data
-// directory, without waiting for it: follow with [Cluster.WaitReady]. It is
-// an error to start a node that is running.
-func (c *Cluster) StartNode(i int) error {
-	if err := c.check(i); err != nil {
-		return err
-	}
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.proc != nil {
-		return fmt.Errorf("cluster: node %d is already running (Stop or Kill it first)", i)
-	}
-	out, err := os.OpenFile(filepath.Join(nd.dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer out.Close() // the child has its own copy
-	args := append(c.jvm(nd),
-		// C1 only: a test broker does little work and starts faster
-		// without the second compiler competing for two cores.
-		"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-		"-cp", filepath.Join(c.libs, "*"), "kafka.Kafka", nd.propsFile())
-	cmd := exec.Command("java", args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	// Pdeathsig: if the test binary dies (a go test -timeout panic, a
-	// kill) the kernel kills the broker too, instead of leaving a JVM
-	// holding ports and memory.
-	// Setpgid: a Ctrl-C in the terminal goes to the foreground process
-	// group; the brokers stay out of it and end when the harness says.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	fmt.Fprintf(out, "--- cluster: starting node %d at %s\n", i, time.Now().Format(time.RFC3339Nano))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("cluster: start node %d: %w", i, err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	nd.proc = p
-	return nil
-}
-
-// Stop ends node i with SIGTERM, as an orderly shutdown does: the broker
-// hands its leaderships over (controlled shutdown) before it exits. It
-// waits up to a minute, then kills.
-func (c *Cluster) Stop(i int) error { return c.signal(i, syscall.SIGTERM, time.Minute) }
-
-// Kill ends node i with SIGKILL, as a crash or a lost host does: no
-// controlled shutdown; the controller fences the node when its heartbeats
-// stop (broker.session.timeout.ms).
-func (c *Cluster) Kill(i int) error { return c.signal(i, syscall.SIGKILL, 0) }
-
-// Restart stops node i (SIGTERM) and starts it again on the same ports and
-// data, without waiting for it to be ready.
-func (c *Cluster) Restart(i int) error {
-	if err := c.Stop(i); err != nil {
-		return err
-	}
-	return c.StartNode(i)
-}
-
-// PID returns the process id of node i's JVM, 0 when it is not running.
-// Tests use it for faults the harness has no method for.
-func (c *Cluster) PID(i int) int {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.proc == nil {
-		return 0
-	}
-	return nd.proc.cmd.Process.Pid
-}
-
-// Freeze stops node i's JVM with SIGSTOP: its sockets stay open but nothing
-// answers, like a long GC pause or a hung host. Thaw resumes it. A frozen
-// node misses its heartbeats and is fenced after broker.session.timeout.ms.
-func (c *Cluster) Freeze(i int) error { return c.pause(i, syscall.SIGSTOP) }
-
-// Thaw resumes a node stopped by [Cluster.Freeze].
-func (c *Cluster) Thaw(i int) error { return c.pause(i, syscall.SIGCONT) }
-
-func (c *Cluster) pause(i int, sig syscall.Signal) error {
-	if err := c.check(i); err != nil {
-		return err
-	}
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.proc == nil {
-		return fmt.Errorf("cluster: node %d is not running", i)
-	}
-	nd.frozen = sig == syscall.SIGSTOP
-	return nd.proc.cmd.Process.Signal(sig)
-}
-
-// Running reports whether node i's process is alive.
-func (c *Cluster) Running(i int) bool {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	p := nd.proc
-	nd.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (c *Cluster) signal(i int, sig syscall.Signal, grace time.Duration) error {
-	if err := c.check(i); err != nil {
-		return err
-	}
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	p := nd.proc
-	if p == nil {
-		return fmt.Errorf("cluster: node %d is not running (StartNode starts it)", i)
-	}
-	nd.proc = nil
-	nd.frozen = false
-	select {
-	case <-p.done:
-		return fmt.Errorf("cluster: node %d had already exited (%v); see %s", i, p.err, c.LogFile(i))
-	default:
-	}
-	p.expected.Store(true)
-	_ = p.cmd.Process.Signal(sig)
-	// A frozen JVM (Freeze) handles SIGTERM only once it runs again.
-	_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	if grace > 0 {
-		select {
-		case <-p.done:
-			return nil
-		case <-time.After(grace):
-			c.cfg.Logf("cluster: node %d ignored %v for %v; killing it", i, sig, grace)
-			_ = p.cmd.Process.Kill()
-		}
-	}
-	<-p.done
-	return nil
-}
-
-func (c *Cluster) check(i int) error {
-	if i < 0 || i >= len(c.nodes) {
-		return fmt.Errorf("cluster: no node %d (the cluster has nodes 0..%d)", i, len(c.nodes)-1)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return errors.New("cluster: already closed")
-	}
-	return nil
-}
-
-// Close kills every node and stops the proxies. It keeps the directory
-// (Start's t.TempDir() goes away with the test; Launch's caller decides).
-func (c *Cluster) Close() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	for _, nd := range c.nodes {
-		nd.mu.Lock()
-		if p := nd.proc; p != nil {
-			p.expected.Store(true)
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			nd.proc = nil
-		}
-		nd.mu.Unlock()
-		if nd.proxy != nil {
-			_ = nd.proxy.Close()
-		}
-	}
-}
-
-// WaitReady waits until every node that was started (and not stopped or
-// killed since; frozen ones included, so Thaw them first) answers
-// ApiVersions and Metadata on its own listener, and each one's metadata
-// lists all of them as live brokers. It fails at once
-// when a node's process has exited without being told to, or when no node
-// is running.
-func (c *Cluster) WaitReady(ctx context.Context) error {
-	var last error
-	for {
-		err := c.ready(ctx)
-		if err == nil {
-			return nil
-		}
-		var final *finalError
-		if errors.As(err, &final) {
-			return err
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: nodes not ready: %v (last: %w); logs in %s", ctx.Err(), last, c.cfg.Dir)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// finalError is a readiness failure that waiting cannot cure.
-type finalError struct{ msg string }
-
-func (e *finalError) Error() string { return e.msg }
-
-func (c *Cluster) ready(ctx context.Context) error {
-	var want []int
-	for i, nd := range c.nodes {
-		nd.mu.Lock()
-		p := nd.proc
-		nd.mu.Unlock()
-		if p == nil {
-			continue
-		}
-		select {
-		case <-p.done:
-			if !p.expected.Load() {
-				return &finalError{fmt.Sprintf("cluster: node %d exited by itself (%v); broker log %s", i, p.err, c.LogFile(i))}
-			}
-			continue
-		default:
-		}
-		want = append(want, i+1)
-	}
-	if len(want) == 0 {
-		return &finalError{"cluster: no node is running (StartNode starts one)"}
-	}
-	for _, id := range want {
-		conn, err := c.dialNode(ctx, id-1)
-		if err != nil {
-			return err
-		}
-		_, err = conn.ApiVersions()
-		var brokers []kafka.Broker
-		if err == nil {
-			brokers, err = conn.Brokers()
-		}
-		conn.Close()
-		if err != nil {
-			return fmt.Errorf("node %d: %w", id-1, err)
-		}
-		live := map[int]bool{}
-		for _, b := range brokers {
-			live[b.ID] = true
-		}
-		for _, w := range want {
-			if !live[w] {
-				return fmt.Errorf("node %d's metadata does not list node %d yet", id-1, w-1)
-			}
-		}
-	}
-	return nil
-}
-
-// dialNode connects to node i's own CLIENT listener (not its proxy: a
-// paused proxy must not make the harness think the broker is down).
-func (c *Cluster) dialNode(ctx context.Context, i int) (*kafka.Conn, error) {
-	d := &kafka.Dialer{Timeout: 2 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", c.DirectAddr(i))
-	if err != nil {
-		return nil, fmt.Errorf("node %d: %w", i, err)
-	}
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	return conn, nil
-}
-
-func (c *Cluster) warmGroups(ctx context.Context) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 5 * time.Second, Transport: &kafka.Transport{}}
-	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
-	var last error
-	for {
-		fc, err := client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "purista-warmup", KeyType: kafka.CoordinatorKeyTypeConsumer})
-		if err == nil {
-			err = fc.Error
-		}
-		if err == nil {
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: no group coordinator: %v (last: %w)", ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// LeaderOf returns the index of the node leading topic's partition, as the
-// first running node that answers sees it. Right after a Kill the answer is
-// still the dead node until the controller fences it; [Cluster.WaitLeader]
-// waits for a change.
-func (c *Cluster) LeaderOf(ctx context.Context, topic string, partition int) (int, error) {
-	p, err := c.partition(ctx, topic, partition)
-	if err != nil {
-		return -1, err
-	}
-	if p.Leader.ID <= 0 {
-		return -1, fmt.Errorf("cluster: %s/%d has no leader", topic, partition)
-	}
-	return p.Leader.ID - 1, nil
-}
-
-// WaitLeader waits until topic's partition has a leader other than node
-// not (-1: any leader) and returns its index.
-func (c *Cluster) WaitLeader(ctx context.Context, topic string, partition, not int) (int, error) {
-	var last error
-	for {
-		l, err := c.LeaderOf(ctx, topic, partition)
-		if err == nil && l != not {
-			return l, nil
-		}
-		if err == nil {
-			err = fmt.Errorf("leader is still node %d", l)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return -1, fmt.Errorf("cluster: %s/%d: no new leader: %v (last: %w)", topic, partition, ctx.Err(), last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// InSync returns the node indexes in the in-sync replica set of topic's
-// partition.
-func (c *Cluster) InSync(ctx context.Context, topic string, partition int) ([]int, error) {
-	p, err := c.partition(ctx, topic, partition)
-	if err != nil {
-		return nil, err
-	}
-	var out []int
-	for _, b := range p.Isr {
-		out = append(out, b.ID-1)
-	}
-	sort.Ints(out)
-	return out, nil
-}
-
-// WaitInSync waits until every running node's metadata shows every
-// partition of topic with a leader and all its replicas in sync, for
-// example before a test takes the next broker away. Each node learns
-// metadata on its own: a topic one node knows may be unknown to the next
-// for a moment, and kafka-go's Writer fails rather than retries then.
-func (c *Cluster) WaitInSync(ctx context.Context, topic string) error {
-	var last error
-	for {
-		last = c.allInSync(ctx, topic)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: %s not in sync: %v (last: %w)", topic, ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func (c *Cluster) allInSync(ctx context.Context, topic string) error {
-	asked := 0
-	for _, i := range c.answering() {
-		parts, err := c.partitionsFrom(ctx, i, topic)
-		if err != nil {
-			return err
-		}
-		if len(parts) == 0 {
-			return fmt.Errorf("node %d does not know %s yet", i, topic)
-		}
-		for _, p := range parts {
-			if p.Leader.ID <= 0 || len(p.Isr) != len(p.Replicas) {
-				return fmt.Errorf("node %d: partition %d: leader %d, %d of %d replicas in sync", i, p.ID, p.Leader.ID-1, len(p.Isr), len(p.Replicas))
-			}
-		}
-		asked++
-	}
-	if asked == 0 {
-		return errors.New("no node is running")
-	}
-	return nil
-}
-
-// answering returns the nodes that are running and not frozen.
-func (c *Cluster) answering() []int {
-	var out []int
-	for i, nd := range c.nodes {
-		nd.mu.Lock()
-		frozen := nd.frozen
-		nd.mu.Unlock()
-		if !frozen && c.Running(i) {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-func (c *Cluster) partition(ctx context.Context, topic string, partition int) (kafka.Partition, error) {
-	parts, err := c.partitions(ctx, topic)
-	if err != nil {
-		return kafka.Partition{}, err
-	}
-	for _, p := range parts {
-		if p.ID == partition {
-			return p, nil
-		}
-	}
-	return kafka.Partition{}, fmt.Errorf("cluster: %s has no partition %d", topic, partition)
-}
-
-// partitions reads topic's partitions from the first answering node.
-func (c *Cluster) partitions(ctx context.Context, topic string) ([]kafka.Partition, error) {
-	var errs []error
-	for _, i := range c.answering() {
-		parts, err := c.partitionsFrom(ctx, i, topic)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		return parts, nil
-	}
-	if len(errs) == 0 {
-		return nil, errors.New("cluster: no node is running")
-	}
-	return nil, fmt.Errorf("cluster: metadata of %s: %w", topic, errors.Join(errs...))
-}
-
-func (c *Cluster) partitionsFrom(ctx context.Context, i int, topic string) ([]kafka.Partition, error) {
-	conn, err := c.dialNode(ctx, i)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	parts, err := conn.ReadPartitions(topic)
-	if err != nil {
-		return nil, fmt.Errorf("node %d: %w", i, err)
-	}
-	return parts, nil
-}
-
-// CreateTopic creates a topic with the cluster's replication (3, or 1 on a
-// one-node cluster) and waits until every node knows it with a leader and
-// all replicas in sync ([Cluster.WaitInSync]).
-func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
-	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: partitions, ReplicationFactor: len(c.nodes)}},
-	})
-	if err == nil {
-		err = resp.Errors[name]
-	}
-	if err != nil {
-		return fmt.Errorf("cluster: create topic %s: %w", name, err)
-	}
-	return c.WaitInSync(ctx, name)
-}
-
-// FastFailover returns broker settings that make the controller fence a
-// killed or frozen node after 3 s instead of Kafka's 9 s
-// (broker.session.timeout.ms, heartbeats every 500 ms instead of 2 s), for
-// scenarios that take many nodes away and would otherwise spend most of
-// their time waiting. Kafka's defaults are what production clusters run;
-// use this where the election's length is not what the test is about.
-// Pass it as Config.BrokerProps (or merge it into yours).
-func FastFailover() map[string]string {
-	return map[string]string{
-		"broker.session.timeout.ms":    "3000",
-		"broker.heartbeat.interval.ms": "500",
-	}
-}
-
-// Props is a server.properties file: keys in the order they were set.
-type Props struct {
-	keys []string
-	vals map[string]string
-}
-
-// Set sets key to value, keeping the key's place if it was set before.
-func (p *Props) Set(key, value string) {
-	if p.vals == nil {
-		p.vals = map[string]string{}
-	}
-	if _, ok := p.vals[key]; !ok {
-		p.keys = append(p.keys, key)
-	}
-	p.vals[key] = value
-}
-
-// Get returns key's value.
-func (p *Props) Get(key string) string { return p.vals[key] }
-
-func (p *Props) String() string {
-	var b strings.Builder
-	for _, k := range p.keys {
-		fmt.Fprintf(&b, "%s=%s\n", k, p.vals[k])
-	}
-	return b.String()
-}
-
-// props is node nd's server.properties: the harness's settings, then
-// Config.BrokerProps in key order.
-func (c *Cluster) props(nd *node) *Props {
-	n := len(c.nodes)
-	rf, minISR := strconv.Itoa(n), "1"
-	if n >= 3 {
-		minISR = "2"
-	}
-	var voters []string
-	for _, o := range c.nodes {
-		voters = append(voters, fmt.Sprintf("%d@127.0.0.1:%d", o.index+1, o.ctrl))
-	}
-	advertised := loop(nd.client)
-	if nd.proxy != nil {
-		advertised = nd.proxy.Addr()
-	}
-	p := &Props{}
-	p.Set("process.roles", "broker,controller")
-	p.Set("node.id", strconv.Itoa(nd.index+1))
-	// A static quorum: every node formats alone, no --initial-controllers
-	// with directory ids to pass around.
-	p.Set("controller.quorum.voters", strings.Join(voters, ","))
-	p.Set("listeners", fmt.Sprintf("CLIENT://127.0.0.1:%d,INTERNAL://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", nd.client, nd.internal, nd.ctrl))
-	p.Set("advertised.listeners", fmt.Sprintf("CLIENT://%s,INTERNAL://127.0.0.1:%d", advertised, nd.internal))
-	p.Set("listener.security.protocol.map", "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT")
-	p.Set("controller.listener.names", "CONTROLLER")
-	p.Set("inter.broker.listener.name", "INTERNAL")
-	p.Set("log.dirs", filepath.Join(nd.dir, "data"))
-	// Topics are provisioned explicitly, never auto-created.
-	p.Set("auto.create.topics.enable", "false")
-	p.Set("num.partitions", "1")
-	p.Set("default.replication.factor", rf)
-	p.Set("min.insync.replicas", minISR)
-	// Internal topics replicated like user topics, with few partitions:
-	// fewer to create at start, and groups still spread over the nodes.
-	p.Set("offsets.topic.replication.factor", rf)
-	p.Set("offsets.topic.num.partitions", "3")
-	p.Set("transaction.state.log.replication.factor", rf)
-	p.Set("transaction.state.log.min.isr", minISR)
-	p.Set("transaction.state.log.num.partitions", "3")
-	p.Set("share.coordinator.state.topic.replication.factor", rf)
-	p.Set("share.coordinator.state.topic.min.isr", minISR)
-	// Fast groups for tests: no initial rebalance delay, sessions from 1 s.
-	p.Set("group.initial.rebalance.delay.ms", "0")
-	p.Set("group.min.session.timeout.ms", "1000")
-	// Two shared cores for three brokers: few threads each.
-	p.Set("num.network.threads", "2")
-	p.Set("num.io.threads", "2")
-	p.Set("background.threads", "2")
-	p.Set("num.replica.fetchers", "1")
-	p.Set("log.cleaner.threads", "1")
-	keys := make([]string, 0, len(c.cfg.BrokerProps))
-	for k := range c.cfg.BrokerProps {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		p.Set(k, c.cfg.BrokerProps[k])
-	}
-	return p
-}
-
-func loop(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-
-// freePorts returns n distinct free loopback ports. The listeners stay open
-// until all are chosen so that the ports differ; another process may still
-// take one before the broker binds it, a risk tests on one machine take.
-func freePorts(n int) ([]int, error) {
-	var out []int
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("cluster: no free port: %w", err)
-		}
-		defer ln.Close()
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
-
-// newClusterID makes a KRaft cluster id: 16 random bytes in unpadded
-// base64url, as kafka-storage random-uuid prints. The first character is a
-// letter because Kafka rejects ids starting with '-' (they read as flags).
-func newClusterID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	id := base64.RawURLEncoding.EncodeToString(b[:])
-	return "A" + id[1:]
-}
-
-// repoRoot finds the purista module's root above the working directory (a
-// test's working directory is its package's).
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(b), "module github.com/purista-go/purista\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cluster: cannot find the purista-go module root above the working directory; run from inside the repository or set Config.Libs")
-		}
-		dir = parent
-	}
-}
-
-var versionRE = regexp.MustCompile(`<kafka\.version>([^<]+)</kafka\.version>`)
-
-// Version returns the Kafka version scripts/kafka/pom.xml pins: the jars
-// Maven resolves, so the one place that names it.
-func Version(root string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(root, "scripts", "kafka", "pom.xml"))
-	if err != nil {
-		return "", fmt.Errorf("cluster: %w", err)
-	}
-	m := versionRE.FindSubmatch(b)
-	if m == nil {
-		return "", errors.New("cluster: scripts/kafka/pom.xml names no <kafka.version>")
-	}
-	return string(m[1]), nil
-}
-
-// fetchLibs returns the jar directory, running scripts/kafka.sh fetch when
-// the cache has not been completed yet.
-func fetchLibs(ctx context.Context, root string) (string, error) {
-	v, err := Version(root)
-	if err != nil {
-		return "", err
-	}
-	cache := filepath.Join(root, ".cache", "kafka", v)
-	if _, err := os.Stat(filepath.Join(cache, ".complete")); err != nil {
-		cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "kafka.sh"), "fetch")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("%w: scripts/kafka.sh fetch failed (%v):\n%s", ErrNoJava, err, out)
-		}
-	}
-	return filepath.Join(cache, "libs"), nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -44,15 +45,20 @@ func Start(t testing.TB, cfg Config) *Cluster {
 	}
 	c, err := Launch(context.Background(), cfg)
 	if err != nil {
-		if errors.Is(err, ErrNoJava) && os.Getenv(EnvRequire) != "1" {
-			t.Skipf("broker fault suite skipped: %v", err)
+		if errors.Is(err, ErrNoJava) {
+			if os.Getenv(EnvRequire) != "1" {
+				t.Skipf("broker fault suite skipped: %v", err)
+			}
+			t.Fatalf("real Kafka brokers are required (%s=1): %v", EnvRequire, err)
 		}
-		t.Logf("%s", TailLogs(cfg.Dir, 60))
+		if tail := TailLogs(cfg.Dir, 60); tail != "" {
+			t.Log(tail)
+		}
 		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("%s", c.Tails(40))
+			t.Log(c.Tails(40))
 		}
 		c.Close()
 	})
@@ -66,19 +72,26 @@ func (c *Cluster) Tails(n int) string { return TailLogs(c.cfg.Dir, n) }
 // TailLogs is [Cluster.Tails] for a cluster's directory, for when Launch
 // failed and there is no Cluster.
 func TailLogs(dir string, n int) string {
-	var b bytes.Buffer
+	var b strings.Builder
 	for i := 0; ; i++ {
 		nd := filepath.Join(dir, fmt.Sprintf("node-%d", i))
 		if _, err := os.Stat(nd); err != nil {
 			break
 		}
-		for _, f := range []string{"server.log", "stdout.log"} {
-			data, err := os.ReadFile(filepath.Join(nd, f))
-			if err != nil || len(data) == 0 {
-				continue
-			}
-			fmt.Fprintf(&b, "--- node %d %s (last %d lines):\n%s\n", i, f, n, lastLines(data, n))
+		b.WriteString(nodeTail(nd, i, n))
+	}
+	return b.String()
+}
+
+// nodeTail is the last n lines of one node's broker log and JVM output.
+func nodeTail(dir string, i, n int) string {
+	var b strings.Builder
+	for _, f := range []string{"server.log", "stdout.log"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil || len(data) == 0 {
+			continue
 		}
+		fmt.Fprintf(&b, "--- node %d %s (last %d lines):\n%s\n", i, f, n, lastLines(data, n))
 	}
 	return b.String()
 }

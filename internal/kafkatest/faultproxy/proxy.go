@@ -1,6 +1,7 @@
 // Package faultproxy is a TCP proxy for fault-injection tests: it forwards
 // connections from a loopback port to a target address and, on demand, cuts
-// every live connection with a TCP reset or holds all traffic still.
+// every live connection with a TCP reset (ResetAll), holds all traffic still
+// (Pause), slows it (SetLatency) or resets new connections (RejectNew).
 //
 // A Kafka client only stays behind the proxy if the broker advertises the
 // proxy's address: clients bootstrap on one address and then dial whatever
@@ -14,6 +15,8 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Proxy forwards TCP connections accepted on its own address to a target.
@@ -29,7 +32,8 @@ type Proxy struct {
 	closed  bool
 	history int
 
-	wg sync.WaitGroup
+	latency atomic.Int64 // time.Duration added to every chunk
+	wg      sync.WaitGroup
 }
 
 // link is one proxied connection: the client's side and the target's side.
@@ -124,6 +128,11 @@ func (p *Proxy) Resume() {
 	p.mu.Unlock()
 }
 
+// SetLatency delays every byte by d in each direction (0 turns it off),
+// like a slow or distant link: a request and its answer take 2*d longer.
+// It applies to chunks read from now on.
+func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
+
 // RejectNew makes the proxy reset every new connection at once (on) or
 // forward it again (off), as a host whose service is down would: the dial
 // succeeds, the first read fails. Live connections are left alone.
@@ -213,22 +222,52 @@ func (p *Proxy) serve(client net.Conn) {
 }
 
 // pipe copies src to dst until either side fails, holding bytes while the
-// proxy is paused. Kafka never half-closes a connection, so the end of one
-// direction ends the link.
+// proxy is paused and for the latency set. Kafka never half-closes a
+// connection, so the end of one direction ends the link.
+//
+// Reading and writing are two goroutines joined by a queue, so that
+// latency delays each chunk from the moment it arrived: a stream of chunks
+// arrives late by the latency once, not once per chunk.
 func (p *Proxy) pipe(l *link, dst, src net.Conn) {
-	defer l.close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if !p.wait(l) {
-				return
+	type chunk struct {
+		data []byte
+		at   time.Time
+	}
+	queue := make(chan chunk, 64)
+	readerDone := make(chan struct{})
+	// Closing the link ends the reader's Read; waiting for it keeps
+	// Close's promise that no goroutine outlives the proxy.
+	defer func() { l.close(); <-readerDone }()
+	go func() {
+		defer close(readerDone)
+		defer close(queue)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				select {
+				case queue <- chunk{buf[:n], time.Now()}:
+				case <-l.done:
+					return
+				}
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if err != nil {
 				return
 			}
 		}
-		if err != nil {
+	}()
+	for c := range queue {
+		if d := time.Until(c.at.Add(time.Duration(p.latency.Load()))); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-l.done:
+				return
+			}
+		}
+		if !p.wait(l) {
+			return
+		}
+		if _, err := dst.Write(c.data); err != nil {
 			return
 		}
 	}

@@ -150,6 +150,29 @@ func TestPauseResume(t *testing.T) {
 	}
 }
 
+func TestLatency(t *testing.T) {
+	p := start(t, echoServer(t))
+	c := dial(t, p.Addr())
+	const d = 250 * time.Millisecond
+	p.SetLatency(d)
+	t0 := time.Now()
+	if err := roundTrip(c, "slow"); err != nil {
+		t.Fatal(err)
+	}
+	// There and back: twice the latency.
+	if got := time.Since(t0); got < 2*d {
+		t.Fatalf("round trip took %v with latency %v each way", got, d)
+	}
+	p.SetLatency(0)
+	t0 = time.Now()
+	if err := roundTrip(c, "fast"); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Since(t0); got >= d {
+		t.Fatalf("round trip took %v after the latency was removed", got)
+	}
+}
+
 func TestRejectNewAndDeadTarget(t *testing.T) {
 	p := start(t, echoServer(t))
 	live := dial(t, p.Addr())

@@ -4,7 +4,7 @@
 // PURISTA_KAFKA_CLUSTER_BROKERS. The cluster is the one the Go tests get
 // from internal/kafkatest/cluster, so both have the same settings.
 //
-//	kafkacluster [-nodes 3] [-proxied] [-timeout 90s] [-keep] -- command args...
+//	kafkacluster [-nodes 3] [-proxied] [-timeout 3m] [-keep] -- command args...
 //
 // It exits with the command's status, or 125 when the cluster did not start
 // (so callers can tell the two apart), and stops the brokers and deletes
@@ -34,7 +34,7 @@ const EnvBrokers = "PURISTA_KAFKA_CLUSTER_BROKERS"
 func main() {
 	nodes := flag.Int("nodes", 3, "number of broker+controller nodes: 1 or 3")
 	proxied := flag.Bool("proxied", false, "put a fault proxy in front of each node and advertise it")
-	timeout := flag.Duration("timeout", 90*time.Second, "give up starting the cluster after this long")
+	timeout := flag.Duration("timeout", 3*time.Minute, "give up starting the cluster after this long")
 	keep := flag.Bool("keep", false, "keep the nodes' data and logs directory")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: kafkacluster [flags] -- command args...")
