@@ -227,8 +227,8 @@ type result struct {
 	// maxWait is the longest a caller waited, for an answer or for its
 	// deadline: a partition paused by a fault shows as the wait of the
 	// calls sent when it began (at least the deadline when they failed).
-	maxWait time.Duration
-	examples       []string
+	maxWait  time.Duration
+	examples []string
 }
 
 func (r *result) example(format string, args ...any) {
