@@ -134,6 +134,19 @@ func (s *system) waitAccepting(i int) time.Time {
 	return time.Time{}
 }
 
+// waitInSync waits until every node answers and every replica of topic
+// has caught up.
+func (s *system) waitInSync(topic string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.c.WaitReady(ctx); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.c.WaitInSync(ctx, topic); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 // finish ends the load, lets redeliveries settle and reads the ledgers.
 func (s *system) finish() map[string]*result {
 	s.ld.end()
@@ -313,14 +326,7 @@ func TestFaults(t *testing.T) {
 			if err := c.StartNode(leader); err != nil {
 				t.Fatal(err)
 			}
-			wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			if err := c.WaitReady(wctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.WaitInSync(wctx, topic); err != nil {
-				t.Fatal(err)
-			}
-			cancel()
+			s.waitInSync(topic)
 			s.phase("leader-kill", 3*time.Second)
 
 		}
@@ -334,14 +340,7 @@ func TestFaults(t *testing.T) {
 				if err := c.Restart(i); err != nil {
 					t.Fatal(err)
 				}
-				wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-				if err := c.WaitReady(wctx); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.WaitInSync(wctx, topic); err != nil {
-					t.Fatal(err)
-				}
-				cancel()
+				s.waitInSync(topic)
 				l.outage("rolling-restart", at, time.Now().Add(time.Second))
 				t.Logf("rolling-restart: node %d back and in sync after %v", i, time.Since(at).Round(time.Millisecond))
 				s.phase("rolling-restart", 2*time.Second)

@@ -41,6 +41,18 @@ func echoPair(t *testing.T, brokers []string) (*env, *server, *conformance.EchoS
 	return e, srv, echo, conn, c
 }
 
+// ownBroker starts an embedded broker of the test's own, whose requests
+// the test can intercept.
+func ownBroker(t *testing.T) *embedded.Broker {
+	t.Helper()
+	b, err := embedded.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
 // closeConnsOnProduce makes the embedded broker close the connection of
 // the next n produce requests to topic without storing them, as a broker
 // does with a connection it closed for being idle, or when it restarts.
@@ -63,11 +75,7 @@ func closeConnsOnProduce(b *embedded.Broker, topic string, n int32) *atomic.Int3
 // both are written again over a new connection, the handler runs once and
 // the caller gets its answer.
 func TestWritesSurviveClosedConnections(t *testing.T) {
-	b, err := embedded.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := ownBroker(t)
 	e, srv, echo, conn, c := echoPair(t, b.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -102,18 +110,14 @@ func TestWritesSurviveClosedConnections(t *testing.T) {
 // only while its caller waits: the call ends with DEADLINE_EXCEEDED at its
 // deadline, not earlier with the connection's error and not later.
 func TestWriteGivesUpAtTheDeadline(t *testing.T) {
-	b, err := embedded.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := ownBroker(t)
 	e, _, echo, _, c := echoPair(t, b.Addrs())
 	closed := closeConnsOnProduce(b, e.prefix+"purista.rpc.purista.testing.v1.EchoService", 1<<30)
 	before := echo.Calls()
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = c.Echo(ctx, &testingv1.EchoRequest{Message: "never written"})
+	_, err := c.Echo(ctx, &testingv1.EchoRequest{Message: "never written"})
 	took := time.Since(start)
 	if err == nil || took < 600*time.Millisecond || took > 3*time.Second {
 		t.Fatalf("Echo while every write fails = %v after %v; want an error at the 700 ms deadline", err, took)
