@@ -63,6 +63,8 @@ func startSystem(t *testing.T, c *cluster.Cluster, l *ledger, instances int) *sy
 		if t.Failed() {
 			t.Logf("process logs:\n%s", s.ps.tails(30))
 		}
+		// A test that failed half-way leaves no process behind.
+		s.ps.stopAll()
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -159,6 +159,8 @@ func (ps *procs) start(role, name, httpAddr string) *proc {
 	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	// A suite that dies (a timeout, a panic) takes its processes with it.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		ps.t.Fatalf("start %s: %v", name, err)
 	}
