@@ -268,6 +268,7 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 		}
 	}
 	id := randomHex(16)
+	start := time.Now()
 	deadline, _ := ctx.Deadline()
 	topic := c.requestTopic(svc)
 
@@ -292,8 +293,12 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 	partition, err := c.prod.pickPartition(ctx, topic, key)
 	if err == nil {
 		failed, err = c.prod.sendAsync(ctx, topic, partition, kafka.Message{
-			Key:     key,
-			Value:   body,
+			Key:   key,
+			Value: body,
+			// The record's timestamp is when the call began, also when
+			// the write is retried: the server sizes the time a reply
+			// needs from it (replyMargin).
+			Time:    start,
 			Headers: encodeRequestHeaders(id, method, c.replyTopic, deadline, idemKey, md),
 		})
 	}

@@ -243,8 +243,8 @@ const staleMemberPatience = 2 * time.Minute
 // meanwhile nobody reads the group's partitions. Sending the leave again
 // once the coordinator answers lets the rebalance finish at once. It waits
 // staleMemberDelay after the coordinator first answers, so that the other
-// instances, which lost the broker at the same moment, have joined again
-// too: the rebalance then ends with every instance in the group and the
+// instances, which lost the broker at the same moment and retry their
+// join every 200 ms (JoinGroupBackoff), have joined again too: the rebalance then ends with every instance in the group and the
 // sticky balancer leaves each partition with its owner, instead of a
 // rebalance with the first instance back owning everything. Repeating a
 // leave that succeeded is harmless: the broker answers UNKNOWN_MEMBER_ID.
@@ -299,4 +299,4 @@ func (s *Server) removeStaleMember(group, member string) {
 
 // staleMemberDelay is how long a server waits, once the coordinator is
 // back, before it removes its member id left behind; see removeStaleMember.
-const staleMemberDelay = 500 * time.Millisecond
+const staleMemberDelay = 300 * time.Millisecond

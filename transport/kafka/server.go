@@ -290,7 +290,7 @@ func (s *Server) groupReader(group, topic string, queue int) *kafka.Reader {
 		CommitInterval:        0,
 		StartOffset:           kafka.FirstOffset,
 		ReadBackoffMin:        10 * time.Millisecond,
-		ReadBackoffMax:        500 * time.Millisecond,
+		ReadBackoffMax:        250 * time.Millisecond,
 		WatchPartitionChanges: true,
 		Logger:                info,
 		ErrorLogger:           errs,
