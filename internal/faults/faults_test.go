@@ -136,6 +136,57 @@ func (s *system) waitAccepting(i int) time.Time {
 	return time.Time{}
 }
 
+// readyzProbe polls the gateway's /readyz every 20 ms and keeps the
+// times it changed.
+type readyzProbe struct {
+	done    chan struct{}
+	stopped chan struct{}
+	changes []readyzChange
+}
+
+type readyzChange struct {
+	at    time.Time
+	ready bool
+}
+
+func (s *system) probeReadyz() *readyzProbe {
+	p := &readyzProbe{done: make(chan struct{}), stopped: make(chan struct{})}
+	go func() {
+		defer close(p.stopped)
+		last := true
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if ready := s.gatewayReady(); ready != last {
+				p.changes = append(p.changes, readyzChange{time.Now(), ready})
+				last = ready
+			}
+		}
+	}()
+	return p
+}
+
+// stop ends the probe and returns how long after gone /readyz first said
+// 503 (0 when it said so before) and how long after up it said 200 again
+// (-1 when it never did).
+func (p *readyzProbe) stop(gone, up time.Time) (down, back time.Duration) {
+	close(p.done)
+	<-p.stopped
+	down, back = -1, -1
+	for _, c := range p.changes {
+		if !c.ready && down < 0 {
+			down = max(0, c.at.Sub(gone))
+		}
+		if c.ready && !c.at.Before(up) {
+			back = c.at.Sub(up)
+		}
+	}
+	return down, back
+}
+
 // waitInSync waits until every node answers and every replica of topic
 // has caught up.
 func (s *system) waitInSync(topic string) {
@@ -208,7 +259,7 @@ func want(scenario string) bool {
 func TestFaults(t *testing.T) {
 	cluster.SkipUnlessFaults(t)
 	var results []map[string]*result
-	var recovery time.Duration
+	var recovery, readyDown, readyUp time.Duration
 	t.Run("one-broker", func(t *testing.T) {
 		// The broker closes connections idle for 3 s, as a real one
 		// does after connections.max.idle.ms (10 minutes by default).
@@ -276,19 +327,27 @@ func TestFaults(t *testing.T) {
 			// (b) The broker stopped for 6 s and started again.
 			s.ld.setScenario("broker-restart")
 			time.Sleep(2 * time.Second)
+			probe := s.probeReadyz()
 			down := time.Now()
 			if err := c.Stop(0); err != nil {
 				t.Fatal(err)
 			}
+			gone := time.Now()
 			time.Sleep(6 * time.Second)
 			if err := c.StartNode(0); err != nil {
 				t.Fatal(err)
 			}
 			up := s.waitAccepting(0)
 			l.outage("broker-restart", down, up.Add(time.Second))
+			l.brokerDown = append(l.brokerDown, window{"broker-restart", down, up})
 			s.phase("broker-restart", 8*time.Second)
 			recovery = l.firstOK("broker-restart", up)
 			t.Logf("broker-restart: down %v, accepting → every route answering %v", up.Sub(down).Round(time.Millisecond), recovery.Round(time.Millisecond))
+			// The gateway's /readyz: 503 within a second of the broker
+			// process ending, 200 again once calls go through, and not
+			// long before.
+			readyDown, readyUp = probe.stop(gone, up)
+			t.Logf("broker-restart: gateway /readyz 503 %v after the broker exited, 200 %v after it accepted connections", readyDown.Round(time.Millisecond), readyUp.Round(time.Millisecond))
 		}
 		results = append(results, s.finish())
 	})
@@ -366,7 +425,7 @@ func TestFaults(t *testing.T) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	var lost, doubles, unexplained, lostKilled, callerGone int
+	var lost, doubles, unexplained, lostKilled, lostNoBroker, callerGone int
 	var report strings.Builder
 	for _, n := range names {
 		r := merged[n]
@@ -374,6 +433,7 @@ func TestFaults(t *testing.T) {
 		doubles += r.doubles
 		unexplained += r.unexplained
 		lostKilled += r.lostWithKilled
+		lostNoBroker += r.lostToOutage
 		callerGone += r.callerGone
 		fmt.Fprintln(&report, r)
 	}
@@ -388,10 +448,13 @@ func TestFaults(t *testing.T) {
 	fmt.Fprintf(&report, "figure: faults_idle_close_failed_calls %d\n", failed("idle-close"))
 	fmt.Fprintf(&report, "figure: faults_unexplained_errors %d\n", unexplained)
 	fmt.Fprintf(&report, "figure: faults_broker_restart_recovery_ms %d\n", recovery.Milliseconds())
+	fmt.Fprintf(&report, "figure: faults_readyz_503_after_broker_exit_ms %d\n", readyDown.Milliseconds())
+	fmt.Fprintf(&report, "figure: faults_readyz_200_after_broker_start_ms %d\n", readyUp.Milliseconds())
 	fmt.Fprintf(&report, "figure: faults_leader_kill_failed_calls %d\n", failed("leader-kill"))
 	fmt.Fprintf(&report, "figure: faults_rolling_restart_failed_calls %d\n", failed("rolling-restart"))
 	fmt.Fprintf(&report, "figure: faults_leader_kill_max_pause_ms %d\n", leaderPause.Milliseconds())
 	fmt.Fprintf(&report, "figure: faults_lost_with_killed_instance %d\n", lostKilled)
+	fmt.Fprintf(&report, "figure: faults_lost_with_no_broker %d\n", lostNoBroker)
 	fmt.Fprintf(&report, "figure: faults_calls_lost_with_killed_gateway %d\n", callerGone)
 	fmt.Print(report.String())
 	if path := os.Getenv("PURISTA_FAULTS_REPORT"); path != "" {

@@ -51,6 +51,9 @@ type ledger struct {
 	windows []window
 	// gatewayKills are the times a gateway process was killed.
 	gatewayKills []time.Time
+	// brokerDown are the times no broker was there at all (one broker,
+	// stopped and started again).
+	brokerDown []window
 	seq          atomic.Int64
 }
 
@@ -182,8 +185,12 @@ func (ld *load) end() {
 	ld.inflight.Wait()
 }
 
-// execAt lists, per call id, the instances that ran it and when.
-var execAt = map[string][]string{}
+// execAt lists, per call id, the instances that ran it and when;
+// execTimes the times alone.
+var (
+	execAt    = map[string][]string{}
+	execTimes = map[string][]time.Time{}
+)
 
 // executions reads the ledger files of the service instances: how often
 // each call id ran, and which instances ran it.
@@ -205,6 +212,7 @@ func executions(svcs []*proc) (map[string]int, map[string][]*proc, error) {
 			by[id] = append(by[id], p)
 			if ms, err := strconv.ParseInt(at, 10, 64); err == nil {
 				execAt[id] = append(execAt[id], fmt.Sprintf("%s@%s", p.name, time.UnixMilli(ms).Format("15:04:05.000")))
+				execTimes[id] = append(execTimes[id], time.UnixMilli(ms))
 			}
 		}
 		f.Close()
@@ -221,6 +229,10 @@ type result struct {
 	calls, failed  int
 	lost           int // executed, no OK answer, caller alive
 	lostWithKilled int // executed by an instance killed before it could reply
+	// lostToOutage counts calls run just before the only broker went
+	// away and whose deadline passed before it was back: no reply could
+	// be written anywhere.
+	lostToOutage int
 	callerGone     int // HTTP calls in flight through a killed gateway
 	doubles        int // ids executed more than once
 	unexplained    int
@@ -271,6 +283,8 @@ func (l *ledger) analyse(count map[string]int, by map[string][]*proc) map[string
 			r.callerGone++
 		case n > 0 && killedDuring(by[c.id], c):
 			r.lostWithKilled++
+		case n > 0 && l.noBrokerUntilDeadline(c):
+			r.lostToOutage++
 		case n > 0:
 			r.lost++
 			r.example("%s (%s, sent %s) executed %v but answered %v after %v: %s", c.id, c.path, c.sent.Format("15:04:05.000"), execAt[c.id], c.code, c.done.Sub(c.sent).Round(time.Millisecond), c.err)
@@ -281,6 +295,27 @@ func (l *ledger) analyse(count map[string]int, by map[string][]*proc) map[string
 		}
 	}
 	return res
+}
+
+// noBrokerUntilDeadline reports whether call c ran just before the only
+// broker went away and its deadline passed while no broker was there: its
+// reply had nowhere to go.
+func (l *ledger) noBrokerUntilDeadline(c *call) bool {
+	for _, w := range l.brokerDown {
+		if !c.sent.Add(callDeadline).Before(w.end) {
+			continue
+		}
+		// Run within the second before the broker was stopped, or while
+		// it was shutting down: its reply was due when none was there.
+		late := len(execTimes[c.id]) > 0
+		for _, at := range execTimes[c.id] {
+			late = late && !at.Before(w.start.Add(-time.Second))
+		}
+		if late {
+			return true
+		}
+	}
+	return false
 }
 
 // gatewayKilledDuring reports whether a gateway process was killed while
@@ -321,8 +356,8 @@ func (l *ledger) explained(c *call) bool {
 }
 
 func (r *result) String() string {
-	s := fmt.Sprintf("%-18s calls %5d  failed %4d  lost %d  lost-with-killed-instance %d  caller-gone %d  double %d  unexplained %d  longest-wait %v",
-		r.scenario, r.calls, r.failed, r.lost, r.lostWithKilled, r.callerGone, r.doubles, r.unexplained, r.maxWait.Round(time.Millisecond))
+	s := fmt.Sprintf("%-18s calls %5d  failed %4d  lost %d  lost-with-killed-instance %d  lost-with-no-broker %d  caller-gone %d  double %d  unexplained %d  longest-wait %v",
+		r.scenario, r.calls, r.failed, r.lost, r.lostWithKilled, r.lostToOutage, r.callerGone, r.doubles, r.unexplained, r.maxWait.Round(time.Millisecond))
 	if len(r.examples) > 0 {
 		s += "\n    " + strings.Join(r.examples, "\n    ")
 	}
