@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
@@ -139,4 +141,43 @@ func TestReplyStoreOptions(t *testing.T) {
 	if _, err := kafka.Dial(ctx, []string{"127.0.0.1:1"}, kafka.WithRetry(3, time.Second, time.Millisecond)); err == nil || !strings.Contains(err.Error(), "retry policy") {
 		t.Errorf("WithRetry(max < first): err = %v, want the policy refused", err)
 	}
+}
+
+// TestClientRetriesKeyedCalls: a keyed call answered UNAVAILABLE is tried
+// again, with the same key, as the retry policy allows; an unkeyed call of
+// a method that is not idempotent is tried once.
+func TestClientRetriesKeyedCalls(t *testing.T) {
+	kafkatest.Brokers(t, func(t *testing.T, brokers []string) {
+		e := newEnv(t, brokers)
+		_, impl := startEcho(t, e, "A")
+		opts := []kafka.ClientOption{kafka.WithRetry(3, 10*time.Millisecond, 50*time.Millisecond)}
+		for _, o := range e.common() {
+			opts = append(opts, o)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := kafka.Dial(ctx, brokers, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		c := testingv1.NewEchoServiceClient(conn)
+		unavailable := &testingv1.FailRequest{Code: 14, Message: "try later"}
+
+		if _, err := c.Fail(ctx, unavailable); status.Code(err) != codes.Unavailable {
+			t.Fatalf("unkeyed Fail = %v, want UNAVAILABLE", err)
+		}
+		if n := impl.Calls(); n != 1 {
+			t.Errorf("unkeyed call ran %d times, want 1: it must not be retried", n)
+		}
+		if _, err := c.Fail(ctx, unavailable, kafka.IdempotencyKey("retry-1")); status.Code(err) != codes.Unavailable {
+			t.Fatalf("keyed Fail = %v, want UNAVAILABLE after the retries", err)
+		}
+		if n := impl.Calls(); n != 1+3 {
+			t.Errorf("keyed call ran %d times, want 3 (the policy's attempts)", n-1)
+		}
+		if n := conn.Stats().Retries; n != 2 {
+			t.Errorf("client counted %d retries, want 2", n)
+		}
+	})
 }
