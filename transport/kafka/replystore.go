@@ -259,6 +259,12 @@ func (st *replyStore) fetch(ctx context.Context, topic string, partition int, p 
 			delete(p.entries, string(key)) // a tombstone, or a foreign record
 			continue
 		}
+		if time.Since(r.Time) > st.retention {
+			// Expired, and about to be deleted by the broker: keeping it
+			// would only hold memory.
+			delete(p.entries, string(key))
+			continue
+		}
 		p.entries[string(key)] = storedReply{value: value, headers: append([]kafka.Header(nil), r.Headers...), at: r.Time}
 	}
 	if read == 0 {

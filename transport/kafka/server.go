@@ -153,6 +153,7 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 			ttl = cfg.replyRetention
 		}
 		s.store = newReplyStore(b, dispatch.NewDedup(size, ttl))
+		dd = nil // keyed calls go through the store and its cache
 	}
 	s.disp = dispatch.NewServer(cfg.logger, dd, b.contracts, s.withEventInterceptor(cfg.interceptors)...)
 	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
