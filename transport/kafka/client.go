@@ -315,7 +315,7 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 			idemKey = randomHex(16)
 		}
 	}
-	if key == nil && idemKey != "" {
+	if len(key) == 0 && idemKey != "" {
 		// Every try of a keyed call goes to the same partition — the one
 		// of its key in the reply store too — so the instance that ran it
 		// answers the retry, or waits for its run to end.

@@ -247,7 +247,10 @@ func WithDeadLetterTopic(topic string) ServerOption {
 // within it a call repeated with the same key, on any instance, after a
 // restart or a rebalance, gets the stored reply and the handler does not
 // run again. 0 turns the store off; only the in-memory dedup window of the
-// instance then recognises a repeated key. Given to EnsureTopics (and the
+// instance then recognises a repeated key, and only for methods the
+// contract marks idempotent — while clients still retry keyed calls
+// (WithRetry), so turn it off only where calls carry no keys or their
+// handlers are idempotent themselves. Given to EnsureTopics (and the
 // CLI), it sets the topic's retention.ms.
 func WithReplyStore(retention time.Duration) Option {
 	return commonOption(func(c *commonConfig) { c.replyRetention = retention })
