@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 
+	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/internal/kafkatest"
 	"github.com/purista-go/purista/transport/kafka"
@@ -96,5 +98,32 @@ func TestReadyzKafka(t *testing.T) {
 		r := do(t, "GET", url+"/readyz", nil)
 		expectStatus(t, r, 200)
 		t.Logf("/readyz: %s", r.Body)
+	})
+}
+
+// TestIdempotencyKeyKafka: an HTTP client that repeats a request with the
+// same Idempotency-Key after the instance that ran it stopped gets the
+// reply that instance stored; the instance that took over does not run it.
+func TestIdempotencyKeyKafka(t *testing.T) {
+	kafkatest.Brokers(t, func(t *testing.T, brokers []string) {
+		env := newKafkaEnv(brokers)
+		url, _ := startGateway(t, env.dial(t))
+		first := &conformance.EchoServer{Name: "first"}
+		srv := env.Server(t, conformance.Options{})
+		testingv1.RegisterEchoServiceServer(srv, first)
+		srv.Start(t)
+		r := do(t, "POST", url+"/v1/count", strings.NewReader(`{}`), "Idempotency-Key", "order-42")
+		expectStatus(t, r, 200)
+		mustContain(t, "body", string(r.Body), `"count":"1"`, `"server":"first"`)
+		srv.Stop()
+
+		second := &conformance.EchoServer{Name: "second"}
+		startServer(t, env, second)
+		r = do(t, "POST", url+"/v1/count", strings.NewReader(`{}`), "Idempotency-Key", "order-42")
+		expectStatus(t, r, 200)
+		mustContain(t, "body", string(r.Body), `"count":"1"`, `"server":"first"`)
+		if n := second.Calls(); n != 0 {
+			t.Errorf("the second instance ran Count %d times for a key the first ran, want 0", n)
+		}
 	})
 }

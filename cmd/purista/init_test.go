@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -143,12 +144,12 @@ func TestInitService(t *testing.T) {
 	defer b.Close()
 	addr := strings.Join(b.Addrs(), ",")
 	out, code = cliIn(t, repo, env, "topics", "plan", "--brokers", addr)
-	if code != 0 || !strings.Contains(out, "purista.rpc.library.v1.LibraryService  3           default      -       create") {
+	if code != 0 || !strings.Contains(out, "purista.rpc.library.v1.LibraryService      3           default      -                                                    create") {
 		t.Errorf("purista topics plan: exit %d\n%s", code, out)
 	}
 	out, code = cliIn(t, repo, env, "topics", "ensure", "--brokers", addr)
-	if code != 0 || !strings.Contains(out, "purista.rpc.library.v1.LibraryService  3           created") ||
-		!strings.Contains(out, "1 topics: 1 created, 0 already existed") {
+	if code != 0 || !strings.Contains(out, "purista.rpc.library.v1.LibraryService      3           created") ||
+		!strings.Contains(out, "2 topics: 2 created, 0 already existed") {
 		t.Errorf("purista topics ensure: exit %d\n%s", code, out)
 	}
 	kc := &kafkago.Client{Addr: kafkago.TCP(b.Addrs()...), Timeout: 10 * time.Second}
@@ -160,8 +161,9 @@ func TestInitService(t *testing.T) {
 	for _, tp := range meta.Topics {
 		topics = append(topics, tp.Name)
 	}
-	if len(topics) != 1 || topics[0] != "purista.rpc.library.v1.LibraryService" {
-		t.Errorf("the broker has the topics %v, want only the library's", topics)
+	sort.Strings(topics)
+	if len(topics) != 2 || topics[0] != "purista.replies.library.v1.LibraryService" || topics[1] != "purista.rpc.library.v1.LibraryService" {
+		t.Errorf("the broker has the topics %v, want only the library's request topic and reply store", topics)
 	}
 	out, code = cliIn(t, repo, env, "topics", "plan", "--brokers", addr)
 	if code != 0 || !strings.Contains(out, "exists, unchanged") {

@@ -148,23 +148,23 @@ func TestTopicsEnsure(t *testing.T) {
 	img := image(t)
 	addr := broker(t)
 	cliWants(t, []string{"topics", "ensure", "--image", img, "--brokers", addr},
-		"purista.rpc.orders.v1.OrdersService                6           created",
-		"purista.rpc.users.v1.UsersService                  3           created",
-		"purista.event.orders.v1.OrderPlaced                3           created",
-		"purista.dlq.notifications.v1.NotificationsService  3           created",
-		"5 topics: 5 created, 0 already existed")
+		"purista.rpc.orders.v1.OrdersService                    6           created",
+		"purista.rpc.users.v1.UsersService                      3           created",
+		"purista.event.orders.v1.OrderPlaced                    3           created",
+		"purista.dlq.notifications.v1.NotificationsService      3           created",
+		"8 topics: 8 created, 0 already existed")
 	// Idempotent: a second run changes nothing and says so.
 	out, stderr, code := cli(t, "topics", "ensure", "--image", img, "--brokers", addr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(out, "purista.rpc.users.v1.UsersService                  3           exists\n") ||
-		!strings.Contains(out, "5 topics: 0 created, 5 already existed\n") {
+	if !strings.Contains(out, "purista.rpc.users.v1.UsersService                      3           exists\n") ||
+		!strings.Contains(out, "8 topics: 0 created, 8 already existed\n") {
 		t.Errorf("second run:\n%s", out)
 	}
 	// A prefix is another set of topics.
 	out, _, _ = cli(t, "topics", "ensure", "--image", img, "--brokers", addr, "--topic-prefix", "staging.")
-	if !strings.Contains(out, "staging.purista.rpc.users.v1.UsersService") || !strings.Contains(out, "5 created") {
+	if !strings.Contains(out, "staging.purista.rpc.users.v1.UsersService") || !strings.Contains(out, "8 created") {
 		t.Errorf("with --topic-prefix:\n%s", out)
 	}
 }
@@ -519,12 +519,12 @@ func TestTopicsPlan(t *testing.T) {
 	kafkatest.CreateTopic(t, []string{addr}, "purista.rpc.orders.v1.OrdersService", 2)
 	plan := []string{"topics", "plan", "--image", img, "--brokers", addr}
 	cliWants(t, plan,
-		"purista.rpc.users.v1.UsersService                  3           default      -       create",
-		"purista.rpc.orders.v1.OrdersService                2           1            -       exists, differs: has 2 partitions, 6 wanted",
-		"5 topics: ensure would create 4; 1 exist, 1 of them differ from the contracts")
+		"purista.rpc.users.v1.UsersService                      3           default      -                                                    create",
+		"purista.rpc.orders.v1.OrdersService                    2           1            -                                                    exists, differs: has 2 partitions, 6 wanted",
+		"8 topics: ensure would create 7; 1 exist, 1 of them differ from the contracts")
 	// Nothing was created.
 	out, _, _ := cli(t, plan...)
-	if !strings.Contains(out, "ensure would create 4") {
+	if !strings.Contains(out, "ensure would create 7") {
 		t.Errorf("plan changed the cluster:\n%s", out)
 	}
 }

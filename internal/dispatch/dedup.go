@@ -60,7 +60,7 @@ func (d *Dedup) Do(key string, fn func() Result) Result {
 	d.mu.Lock()
 	e.result = res
 	e.expires = d.now().Add(d.ttl)
-	if transient(status.Code(res.Err)) {
+	if Transient(status.Code(res.Err)) {
 		if el, ok := d.entries[key]; ok && el.Value == e {
 			d.order.Remove(el)
 			delete(d.entries, key)
@@ -94,9 +94,10 @@ func expired(e *dedupEntry, now time.Time) bool {
 	return !e.expires.IsZero() && !now.Before(e.expires)
 }
 
-// transient reports whether a result with code says nothing final about the
-// operation: a retry may well succeed.
-func transient(code codes.Code) bool {
+// Transient reports whether a result with code says nothing final about the
+// operation: a retry may well succeed, so such a result is neither kept
+// nor stored for an idempotency key.
+func Transient(code codes.Code) bool {
 	switch code {
 	case codes.DeadlineExceeded, codes.Canceled, codes.Unavailable, codes.Aborted, codes.ResourceExhausted:
 		return true

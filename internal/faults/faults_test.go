@@ -425,7 +425,7 @@ func TestFaults(t *testing.T) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	var lost, doubles, unexplained, lostKilled, lostNoBroker, callerGone int
+	var lost, doubles, unexplained, lostKilled, lostNoBroker, callerGone, keyedDoubles, keyedUnanswered int
 	var report strings.Builder
 	for _, n := range names {
 		r := merged[n]
@@ -435,6 +435,8 @@ func TestFaults(t *testing.T) {
 		lostKilled += r.lostWithKilled
 		lostNoBroker += r.lostToOutage
 		callerGone += r.callerGone
+		keyedDoubles += r.keyedDoubles
+		keyedUnanswered += r.keyedUnanswered
 		fmt.Fprintln(&report, r)
 	}
 	failed := func(s string) int {
@@ -456,6 +458,8 @@ func TestFaults(t *testing.T) {
 	fmt.Fprintf(&report, "figure: faults_lost_with_killed_instance %d\n", lostKilled)
 	fmt.Fprintf(&report, "figure: faults_lost_with_no_broker %d\n", lostNoBroker)
 	fmt.Fprintf(&report, "figure: faults_calls_lost_with_killed_gateway %d\n", callerGone)
+	fmt.Fprintf(&report, "figure: exactly_once_duplicate_effects %d\n", keyedDoubles)
+	fmt.Fprintf(&report, "figure: exactly_once_unanswered_keys %d\n", keyedUnanswered)
 	fmt.Print(report.String())
 	if path := os.Getenv("PURISTA_FAULTS_REPORT"); path != "" {
 		_ = os.WriteFile(path, []byte(report.String()), 0o644)

@@ -16,10 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
+	"github.com/purista-go/purista/transport/kafka"
 )
 
 // callDeadline is every call's deadline: the ledger must not pass by
@@ -35,7 +37,17 @@ type call struct {
 	done     time.Time
 	code     codes.Code
 	err      string
+	// keyed calls carry their id as idempotency key and are tried again
+	// with it, as a careful caller does, after UNAVAILABLE or a deadline.
+	keyed bool
+	tries int
 }
+
+// keyedEvery makes every keyedEvery-th call of the load a keyed one.
+const keyedEvery = 4
+
+// keyedTries is how often a keyed call is tried before its caller gives up.
+const keyedTries = 3
 
 // window is a time in which a fault makes UNAVAILABLE and
 // DEADLINE_EXCEEDED expected answers.
@@ -54,7 +66,7 @@ type ledger struct {
 	// brokerDown are the times no broker was there at all (one broker,
 	// stopped and started again).
 	brokerDown []window
-	seq          atomic.Int64
+	seq        atomic.Int64
 }
 
 func (l *ledger) add(c *call) {
@@ -115,15 +127,24 @@ func (ld *load) run(path string, every time.Duration) {
 		if n > maxCalls {
 			return
 		}
-		c := &call{id: fmt.Sprintf("%s-%s-%d", ld.scenario.Load().(string), path, n), path: path, scenario: ld.scenario.Load().(string)}
+		c := &call{id: fmt.Sprintf("%s-%s-%d", ld.scenario.Load().(string), path, n), path: path, scenario: ld.scenario.Load().(string), keyed: n%keyedEvery == 0}
 		ld.inflight.Add(1)
 		go func() {
 			defer ld.inflight.Done()
 			c.sent = time.Now()
-			if path == "go" {
-				ld.callGo(c)
-			} else {
-				ld.callHTTP(c)
+			for c.tries = 1; ; c.tries++ {
+				if path == "go" {
+					ld.callGo(c)
+				} else {
+					ld.callHTTP(c)
+				}
+				if !c.keyed || c.tries >= keyedTries || (c.code != codes.Unavailable && c.code != codes.DeadlineExceeded) {
+					break
+				}
+				select {
+				case <-ld.stop:
+				case <-time.After(200 * time.Millisecond):
+				}
 			}
 			c.done = time.Now()
 			ld.l.add(c)
@@ -136,7 +157,11 @@ var paused atomic.Bool
 func (ld *load) callGo(c *call) {
 	ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
 	defer cancel()
-	resp, err := ld.client.Echo(ctx, &testingv1.EchoRequest{Message: c.id})
+	var opts []grpc.CallOption
+	if c.keyed {
+		opts = append(opts, kafka.IdempotencyKey(c.id))
+	}
+	resp, err := ld.client.Echo(ctx, &testingv1.EchoRequest{Message: c.id}, opts...)
 	switch {
 	case err != nil:
 		c.code, c.err = status.Code(err), err.Error()
@@ -152,6 +177,9 @@ func (ld *load) callHTTP(c *call) {
 	req, _ := http.NewRequest(http.MethodPost, ld.httpURL()+"/v1/echo", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Grpc-Timeout", fmt.Sprintf("%dm", callDeadline.Milliseconds()))
+	if c.keyed {
+		req.Header.Set("Idempotency-Key", c.id)
+	}
 	resp, err := ld.http.Do(req)
 	if err != nil {
 		// The gateway is not there (killed, restarting): the caller
@@ -233,9 +261,13 @@ type result struct {
 	// away and whose deadline passed before it was back: no reply could
 	// be written anywhere.
 	lostToOutage int
-	callerGone     int // HTTP calls in flight through a killed gateway
-	doubles        int // ids executed more than once
-	unexplained    int
+	callerGone   int // HTTP calls in flight through a killed gateway
+	doubles      int // ids executed more than once
+	unexplained  int
+	// keyed counts the keyed calls; keyedDoubles those executed more than
+	// once (an effect repeated despite its key), keyedUnanswered those
+	// without an OK answer after every try.
+	keyed, keyedDoubles, keyedUnanswered int
 	// maxWait is the longest a caller waited, for an answer or for its
 	// deadline: a partition paused by a fault shows as the wait of the
 	// calls sent when it began (at least the deadline when they failed).
@@ -264,8 +296,21 @@ func (l *ledger) analyse(count map[string]int, by map[string][]*proc) map[string
 	for _, c := range l.calls {
 		r := get(c.scenario)
 		r.calls++
-		r.maxWait = max(r.maxWait, c.done.Sub(c.sent))
 		n := count[c.id]
+		if c.keyed {
+			// A keyed caller's tries add up to more than one deadline:
+			// its wait says nothing about a partition's pause.
+			r.keyed++
+			if n > 1 {
+				r.keyedDoubles++
+			}
+			if c.code != codes.OK {
+				r.keyedUnanswered++
+				r.example("keyed %s (%s, sent %s) unanswered after %d tries, %v: %v: %s", c.id, c.path, c.sent.Format("15:04:05.000"), c.tries, c.done.Sub(c.sent).Round(time.Millisecond), c.code, c.err)
+			}
+		} else {
+			r.maxWait = max(r.maxWait, c.done.Sub(c.sent))
+		}
 		if n > 1 {
 			r.doubles++
 			r.example("%s (sent %s, %v after %v) executed %d times: %v", c.id, c.sent.Format("15:04:05.000"), c.code, c.done.Sub(c.sent).Round(time.Millisecond), n, execAt[c.id])
@@ -356,8 +401,8 @@ func (l *ledger) explained(c *call) bool {
 }
 
 func (r *result) String() string {
-	s := fmt.Sprintf("%-18s calls %5d  failed %4d  lost %d  lost-with-killed-instance %d  lost-with-no-broker %d  caller-gone %d  double %d  unexplained %d  longest-wait %v",
-		r.scenario, r.calls, r.failed, r.lost, r.lostWithKilled, r.lostToOutage, r.callerGone, r.doubles, r.unexplained, r.maxWait.Round(time.Millisecond))
+	s := fmt.Sprintf("%-18s calls %5d  failed %4d  lost %d  lost-with-killed-instance %d  lost-with-no-broker %d  caller-gone %d  double %d  unexplained %d  longest-wait %v  keyed %d (double %d, unanswered %d)",
+		r.scenario, r.calls, r.failed, r.lost, r.lostWithKilled, r.lostToOutage, r.callerGone, r.doubles, r.unexplained, r.maxWait.Round(time.Millisecond), r.keyed, r.keyedDoubles, r.keyedUnanswered)
 	if len(r.examples) > 0 {
 		s += "\n    " + strings.Join(r.examples, "\n    ")
 	}

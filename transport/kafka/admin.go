@@ -51,6 +51,7 @@ func EnsureTopics(ctx context.Context, brokers []string, services []*purista.Ser
 // topicSpecs are the topics EnsureTopics provisions and PlanTopics plans.
 func (b *base) topicSpecs(services []*purista.Service, events []*purista.Event) []TopicSpec {
 	specs := servicesTopics(b, services)
+	specs = append(specs, replyStoreTopics(b, services)...)
 	specs = append(specs, deadLetterTopics(b, services)...)
 	for _, e := range events {
 		specs = append(specs, b.eventTopicSpec(e))

@@ -216,3 +216,49 @@ func BenchmarkKafkaVsGRPC(b *testing.B) {
 		fmt.Printf("figure: kafka_rps64_vs_grpc %.2f\n", median(kRPS)/median(gRPS))
 	})
 }
+
+var keyedFiguresOnce sync.Once
+
+// BenchmarkKeyedVsUnkeyed measures what an idempotency key costs a call on
+// the embedded broker: one at a time, keyed calls (each with a fresh key:
+// a store partition offset look-up and a stored reply written before the
+// reply) against unkeyed ones, in alternating rounds, and prints the ratio
+// of their median latencies. Its work is fixed: run it with -benchtime=1x.
+func BenchmarkKeyedVsUnkeyed(b *testing.B) {
+	brokers := kafkatest.Embedded(b)
+	k := kafkaEcho(b, brokers)
+	const rounds, calls = 5, 300
+	var keyed, unkeyed []float64
+	seq := 0
+	keyedCall := func(tb testing.TB, c testingv1.EchoServiceClient) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		seq++
+		if _, err := c.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload}, kafka.IdempotencyKey(fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), seq))); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	p50 := func(f func(testing.TB, testingv1.EchoServiceClient)) float64 {
+		lat := make([]time.Duration, calls)
+		for i := range lat {
+			start := time.Now()
+			f(b, k)
+			lat[i] = time.Since(start)
+		}
+		slices.Sort(lat)
+		return float64(lat[calls/2])
+	}
+	for range b.N {
+		for range rounds {
+			unkeyed = append(unkeyed, p50(call))
+			keyed = append(keyed, p50(keyedCall))
+		}
+	}
+	b.ReportMetric(median(keyed)/1e3, "keyed-p50-µs")
+	b.ReportMetric(median(unkeyed)/1e3, "unkeyed-p50-µs")
+	keyedFiguresOnce.Do(func() {
+		fmt.Printf("figure: keyed_call_p50_us %.0f\n", median(keyed)/1e3)
+		fmt.Printf("figure: unkeyed_call_p50_us %.0f\n", median(unkeyed)/1e3)
+		fmt.Printf("figure: keyed_call_p50_vs_unkeyed %.2f\n", median(keyed)/median(unkeyed))
+	})
+}

@@ -24,6 +24,45 @@ type clientConfig struct {
 	commonConfig
 	interceptors   []grpc.UnaryClientInterceptor
 	replyRetention time.Duration
+	retry          retryPolicy
+}
+
+// retryPolicy is how a client retries keyed calls (WithRetry).
+type retryPolicy struct {
+	attempts   int
+	first, max time.Duration
+}
+
+var defaultRetry = retryPolicy{attempts: 5, first: 50 * time.Millisecond, max: time.Second}
+
+// backoff is the wait before try n+1, after try n failed.
+func (p retryPolicy) backoff(n int) time.Duration {
+	d := p.first
+	for i := 1; i < n && d < p.max; i++ {
+		d *= 2
+	}
+	return min(d, p.max)
+}
+
+// IdempotencyKey names the logical operation of one call, as the
+// "idempotency-key" outgoing metadata does: a server with a reply store
+// runs the handler once per key within the store's retention, and the
+// client may retry the call (WithRetry). Use a fresh key per operation and
+// the same one for every retry of it, such as an HTTP Idempotency-Key.
+func IdempotencyKey(key string) grpc.CallOption { return idempotencyKeyOption{key: key} }
+
+type idempotencyKeyOption struct {
+	grpc.EmptyCallOption
+	key string
+}
+
+func callIdempotencyKey(opts []grpc.CallOption) string {
+	for _, o := range opts {
+		if k, ok := o.(idempotencyKeyOption); ok {
+			return k.key
+		}
+	}
+	return ""
 }
 
 // ClientConn sends calls as request records and receives their replies on
@@ -49,13 +88,15 @@ type ClientConn struct {
 }
 
 type clientStats struct {
-	calls, orphanReplies, malformedReplies atomic.Int64
+	calls, orphanReplies, malformedReplies, retries atomic.Int64
 }
 
 // ClientStats are counters of a ClientConn.
 type ClientStats struct {
-	// Calls is the number of calls sent.
+	// Calls is the number of request records sent, retries included.
 	Calls int64
+	// Retries counts tries of keyed calls made again after UNAVAILABLE.
+	Retries int64
 	// OrphanReplies counts replies that arrived after their call ended.
 	OrphanReplies int64
 	// MalformedReplies counts reply records without a correlation id.
@@ -71,7 +112,7 @@ var _ grpc.ClientConnInterface = (*ClientConn)(nil)
 // starts reading it. When Dial returns, replies to any call made through the
 // ClientConn will be received.
 func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientConn, error) {
-	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour}
+	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour, retry: defaultRetry}
 	for _, o := range opts {
 		o.applyClient(&cfg)
 	}
@@ -102,7 +143,11 @@ func (c *ClientConn) start(ctx context.Context) error {
 		return err
 	}
 	if c.cfg.ensureTopics {
-		if _, err := ensureTopics(ctx, c.base, servicesTopics(c.base, c.contracts.Services())); err != nil {
+		services := c.contracts.Services()
+		// The reply stores are provisioned with the request topics, so a
+		// server finds them whichever side was started with EnsureTopics.
+		specs := append(servicesTopics(c.base, services), replyStoreTopics(c.base, services)...)
+		if _, err := ensureTopics(ctx, c.base, specs); err != nil {
 			return err
 		}
 	}
@@ -221,7 +266,7 @@ func (c *ClientConn) ReplyTopic() string { return c.replyTopic }
 
 // Stats returns the client's counters.
 func (c *ClientConn) Stats() ClientStats {
-	return ClientStats{Calls: c.stats.calls.Load(), OrphanReplies: c.stats.orphanReplies.Load(), MalformedReplies: c.stats.malformedReplies.Load(),
+	return ClientStats{Calls: c.stats.calls.Load(), Retries: c.stats.retries.Load(), OrphanReplies: c.stats.orphanReplies.Load(), MalformedReplies: c.stats.malformedReplies.Load(),
 		ProduceRequests: c.prod.requests.Load(), RecordsProduced: c.prod.records.Load()}
 }
 
@@ -255,18 +300,52 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 		return status.Errorf(codes.Internal, "call %s: marshal request: %v", method, err)
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
-	idemKey := dispatch.IdempotencyKey(md)
+	idemKey := callIdempotencyKey(opts)
+	if idemKey == "" {
+		idemKey = dispatch.IdempotencyKey(md)
+	}
 	var key []byte
 	if _, m, ok := c.contracts.Method(method); ok {
 		if m.PartitionKey != nil {
 			key = m.PartitionKey(req)
 		}
 		if idemKey == "" && m.Idempotent {
-			// Without a caller's key, redeliveries of this request are
-			// still recognised.
+			// One key per logical call, made before the first try: every
+			// retry and redelivery of it is recognised.
 			idemKey = randomHex(16)
 		}
 	}
+	if len(key) == 0 && idemKey != "" {
+		// Every try of a keyed call goes to the same partition — the one
+		// of its key in the reply store too — so the instance that ran it
+		// answers the retry, or waits for its run to end.
+		key = []byte(idemKey)
+	}
+	for try := 1; ; try++ {
+		err := c.send(ctx, method, svc, body, key, idemKey, md, out, opts)
+		if idemKey == "" || try >= c.cfg.retry.attempts || status.Code(err) != codes.Unavailable {
+			return err
+		}
+		// A keyed call may run again safely: the server answers a key it
+		// ran with the stored reply. Unkeyed calls never come here.
+		wait := c.cfg.retry.backoff(try)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		case <-c.done:
+			return err
+		}
+		c.stats.retries.Add(1)
+	}
+}
+
+// send makes one try of a unary call: it writes the request record and
+// waits for its reply.
+func (c *ClientConn) send(ctx context.Context, method, svc string, body, key []byte, idemKey string, md metadata.MD, out proto.Message, opts []grpc.CallOption) error {
 	id := randomHex(16)
 	start := time.Now()
 	deadline, _ := ctx.Deadline()

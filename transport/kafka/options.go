@@ -54,6 +54,9 @@ type commonConfig struct {
 	requiredAcks   int
 	dialTimeout    time.Duration
 	maxBatch       int
+	// replyRetention is how long the reply store keeps the reply of an
+	// idempotency key; 0 turns the store off (replystore.go).
+	replyRetention time.Duration
 }
 
 func defaultCommon() commonConfig {
@@ -65,6 +68,7 @@ func defaultCommon() commonConfig {
 		requiredAcks:   -1,
 		dialTimeout:    10 * time.Second,
 		maxBatch:       512,
+		replyRetention: defaultReplyRetention,
 	}
 }
 
@@ -87,6 +91,9 @@ func (c *commonConfig) validate() error {
 	}
 	if c.partitions <= 0 {
 		return fmt.Errorf("kafka: default partitions %d must be at least 1", c.partitions)
+	}
+	if c.replyRetention < 0 || (c.replyRetention > 0 && c.replyRetention < minReplyRetention) {
+		return fmt.Errorf("kafka: reply store retention %v: use 0 to turn the store off, or at least %v so that a retry finds the first reply", c.replyRetention, minReplyRetention)
 	}
 	return nil
 }
@@ -232,4 +239,37 @@ func WithGroupTimings(heartbeat, session time.Duration) ServerOption {
 // counted and skipped.
 func WithDeadLetterTopic(topic string) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.deadLetterTopic = topic })
+}
+
+// WithReplyStore sets how long a server keeps the reply of each
+// idempotency key in the service's reply store topic
+// "<prefix>purista.replies.<service>" (default 24 h, at least a minute):
+// within it a call repeated with the same key, on any instance, after a
+// restart or a rebalance, gets the stored reply and the handler does not
+// run again. 0 turns the store off; only the in-memory dedup window of the
+// instance then recognises a repeated key, and only for methods the
+// contract marks idempotent — while clients still retry keyed calls
+// (WithRetry), so turn it off only where calls carry no keys or their
+// handlers are idempotent themselves. Given to EnsureTopics (and the
+// CLI), it sets the topic's retention.ms.
+func WithReplyStore(retention time.Duration) Option {
+	return commonOption(func(c *commonConfig) { c.replyRetention = retention })
+}
+
+// WithRetry sets how a client retries a call that carries an idempotency
+// key (the caller's, or the one the client makes for a method the contract
+// marks idempotent) after UNAVAILABLE or a request write whose outcome is
+// unknown: at most attempts tries in all, waiting first, then twice as
+// long each time up to max, while the call's deadline leaves time (default
+// 5 tries, 50 ms, 1 s). A retry reuses the call's key, so the server runs
+// the handler once. Calls without a key are never retried: running them
+// twice could repeat an effect. attempts 1 turns retries off.
+func WithRetry(attempts int, first, max time.Duration) ClientOption {
+	return clientOptionFunc(func(c *clientConfig) {
+		if attempts < 1 || first <= 0 || max < first {
+			c.errs = append(c.errs, fmt.Errorf("kafka: retry policy attempts %d, backoff %v up to %v: want at least 1 attempt and 0 < first backoff <= max backoff", attempts, first, max))
+			return
+		}
+		c.retry = retryPolicy{attempts: attempts, first: first, max: max}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +59,7 @@ type Server struct {
 	stopped        chan struct{}
 
 	stats   serverStats
+	store   *replyStore   // nil when WithReplyStore(0); replystore.go
 	seen    *recentIDs    // request ids taken, until their deadline
 	groups  memberships   // of the group readers, for Ready
 	topics  []TopicSpec   // the request topics, once serving
@@ -94,6 +94,10 @@ type ServerStats struct {
 	// ProduceRequests and RecordsProduced count the produce requests sent
 	// (replies, dead letters) and the records they carried.
 	ProduceRequests, RecordsProduced int64
+	// StoredReplies counts keyed calls answered from the reply store (a
+	// key run before, here or on another instance) without running the
+	// handler; StoreFailed counts replies that could not be stored.
+	StoredReplies, StoreFailed int64
 }
 
 var _ grpc.ServiceRegistrar = (*Server)(nil)
@@ -139,6 +143,17 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 		stopWorkers: make(chan struct{}),
 		stopped:     make(chan struct{}),
 		seen:        newRecentIDs(maxRecentIDs),
+	}
+	if cfg.replyRetention > 0 {
+		// The in-memory window stays, as the store's cache: a key repeated
+		// on this instance is answered, or waits for its first run, without
+		// a broker round trip.
+		size, ttl := max(cfg.dedupSize, 1000), cfg.dedupTTL
+		if ttl <= 0 || ttl > cfg.replyRetention {
+			ttl = cfg.replyRetention
+		}
+		s.store = newReplyStore(b, dispatch.NewDedup(size, ttl))
+		dd = nil // keyed calls go through the store and its cache
 	}
 	s.disp = dispatch.NewServer(cfg.logger, dd, b.contracts, s.withEventInterceptor(cfg.interceptors)...)
 	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
@@ -196,6 +211,7 @@ func (s *Server) Stats() ServerStats {
 		ReplyFailed: s.stats.replyFailed.Load(), CommitFailed: s.stats.commitFailed.Load(),
 		Duplicates: s.stats.duplicates.Load(), ProducerRetries: s.prod.retries.Load(),
 		ProduceRequests: s.prod.requests.Load(), RecordsProduced: s.prod.records.Load(),
+		StoredReplies: s.store.stored(), StoreFailed: s.store.failed(),
 	}
 }
 
@@ -227,7 +243,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		d, _ := s.contracts.Service(n) // registration required one
 		services = append(services, d)
 	}
-	specs := servicesTopics(s.base, services)
+	specs := append(servicesTopics(s.base, services), replyStoreTopics(s.base, services)...)
 	if s.cfg.ensureTopics {
 		if _, err := ensureTopics(ctx, s.base, specs); err != nil {
 			return err
@@ -451,7 +467,16 @@ func (s *Server) handle(m kafka.Message, done func()) {
 	ctx, cancel := context.WithDeadline(s.handlerCtx, deadline)
 	defer cancel()
 	ctx = metadata.NewIncomingContext(ctx, h.md)
-	res := s.disp.Call(ctx, method, h.idempotencyKey, dispatch.Decode(m.Value))
+	var res dispatch.Result
+	if s.store != nil && h.idempotencyKey != "" {
+		// A keyed call runs once per key within the store's retention,
+		// whatever the method: the caller chose to name the operation.
+		res = s.store.do(ctx, method.Service, method.FullMethod, h.idempotencyKey, h.id, func() dispatch.Result {
+			return s.disp.Call(ctx, method, "", dispatch.Decode(m.Value))
+		})
+	} else {
+		res = s.disp.Call(ctx, method, h.idempotencyKey, dispatch.Decode(m.Value))
+	}
 	s.replyThen(h, res, done)
 }
 
@@ -491,7 +516,9 @@ func (s *Server) reply(h requestHeaders, res dispatch.Result) {
 func (s *Server) replyThen(h requestHeaders, res dispatch.Result, then func()) {
 	st := status.Convert(res.Err)
 	var body []byte
-	if res.Err == nil {
+	if raw, ok := res.Response.(storedBody); ok && res.Err == nil {
+		body = raw // a stored reply: already encoded
+	} else if res.Err == nil {
 		msg, ok := res.Response.(proto.Message)
 		if !ok {
 			st = status.Newf(codes.Internal, "handler for %s returned %T, not a protobuf message", h.method, res.Response)
@@ -559,14 +586,8 @@ func replyHeaders(h requestHeaders, st *status.Status, header, trailer metadata.
 	headers = append(headers,
 		kafka.Header{Key: hdrVersion, Value: []byte(protocolVersion)},
 		kafka.Header{Key: hdrCorrelationID, Value: []byte(h.id)},
-		kafka.Header{Key: hdrStatus, Value: strconv.AppendInt(nil, int64(st.Code()), 10)},
 	)
-	if st.Code() != codes.OK {
-		headers = append(headers, kafka.Header{Key: hdrMessage, Value: []byte(st.Message())})
-		if b, err := proto.Marshal(st.Proto()); err == nil {
-			headers = append(headers, kafka.Header{Key: hdrStatusBin, Value: b})
-		}
-	}
+	headers = append(headers, statusHeaders(st)...)
 	headers = appendMD(headers, hdrHeaderPrefix, header)
 	return appendMD(headers, hdrTrailerPrefix, trailer)
 }

@@ -1,0 +1,405 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/dispatch"
+)
+
+// The reply store makes an idempotency key durable: the reply of a keyed
+// call is written to the service's compacted reply store topic before it
+// is sent, and a call repeated with the same key — on another instance,
+// after a restart or a rebalance — is answered from it instead of running
+// the handler again (docs/protocol.md, "Reply store").
+
+const (
+	replyStoreTopicPrefix = "purista.replies."
+	defaultReplyRetention = 24 * time.Hour
+	minReplyRetention     = time.Minute
+	// storeWriteTimeout bounds the write of a stored reply. It does not
+	// follow the caller's deadline: a caller that gave up retries with the
+	// same key, and that retry needs the record.
+	storeWriteTimeout = 10 * time.Second
+	// storeReadTimeout bounds reading a store partition before a keyed call
+	// runs; past it the call is refused, not run blind.
+	storeReadTimeout = 5 * time.Second
+)
+
+// replyStoreTopic is the reply store topic of a service. It is named after
+// the service, not its request topic, which a contract may rename.
+func (b *base) replyStoreTopic(service string) string {
+	return b.cfg.topicPrefix + replyStoreTopicPrefix + service
+}
+
+// replyStoreTopics are the reply store topics of services: as many
+// partitions as their request topics, so that the partition of a key is
+// the same in both (see storePartition), compacted so that a key keeps
+// its latest record, and deleted after the retention so that the topic
+// does not grow for ever. None when the store is off.
+func replyStoreTopics(b *base, services []*purista.Service) []TopicSpec {
+	if b.cfg.replyRetention <= 0 {
+		return nil
+	}
+	specs := make([]TopicSpec, 0, len(services))
+	for _, s := range services {
+		specs = append(specs, TopicSpec{
+			Name:              b.replyStoreTopic(s.Name),
+			Partitions:        orDefault(int(s.Partitions), b.cfg.partitions),
+			ReplicationFactor: orDefault(int(s.ReplicationFactor), b.cfg.replication),
+			Config: map[string]string{
+				"cleanup.policy": "compact,delete",
+				"retention.ms":   strconv.FormatInt(b.cfg.replyRetention.Milliseconds(), 10),
+			},
+		})
+	}
+	return specs
+}
+
+// storeKey is the record key of a stored reply: the full method and the
+// idempotency key, so that one key used with two methods names two
+// operations.
+func storeKey(method, key string) string { return method + " " + key }
+
+// replyStore reads and writes the reply store topics of a server.
+type replyStore struct {
+	b         *base
+	retention time.Duration
+	logger    *slog.Logger
+	// mem answers a key seen lately without a broker round trip, and makes
+	// a repeated key wait for its first execution still running here.
+	mem *dispatch.Dedup
+
+	mu    sync.Mutex
+	parts map[topicPartition]*storePart
+
+	hits, saveFailed atomic.Int64
+}
+
+// storePart is what this instance has read of one store partition.
+type storePart struct {
+	mu      sync.Mutex
+	next    int64 // the next offset to read
+	entries map[string]storedReply
+}
+
+type storedReply struct {
+	value   []byte
+	headers []kafka.Header
+	at      time.Time
+}
+
+func newReplyStore(b *base, mem *dispatch.Dedup) *replyStore {
+	return &replyStore{b: b, retention: b.cfg.replyRetention, logger: b.cfg.logger, mem: mem, parts: map[topicPartition]*storePart{}}
+}
+
+// storedBody is the response of a stored reply: protobuf bytes, written as
+// they are.
+type storedBody []byte
+
+// do answers a call with idempotency key from the store, or runs it and
+// stores its result. A result that is transient (dispatch.Transient) is not
+// stored: a retry runs again. When the store cannot be read the call is
+// refused with UNAVAILABLE rather than run: it may have run before.
+func (st *replyStore) do(ctx context.Context, service, method, key, requestID string, run func() dispatch.Result) dispatch.Result {
+	sk := storeKey(method, key)
+	return st.mem.Do(sk, func() dispatch.Result {
+		topic := st.b.replyStoreTopic(service)
+		rctx, cancel := context.WithTimeout(ctx, storeReadTimeout)
+		defer cancel()
+		part, err := st.partition(rctx, topic, key)
+		var stored storedReply
+		found := false
+		if err == nil {
+			stored, found, err = st.lookup(rctx, topic, part, sk)
+		}
+		if err != nil {
+			st.logger.Warn("kafka: reply store not readable; keyed call refused", "topic", topic, "method", method, "error", err)
+			return dispatch.Result{Err: status.Errorf(codes.Unavailable, "the reply store %s of %s cannot be read (%v): the call was not run, so that it cannot run twice; retry with the same idempotency key", topic, service, err)}
+		}
+		if found {
+			st.hits.Add(1)
+			return stored.result()
+		}
+		res := run()
+		if dispatch.Transient(status.Code(res.Err)) {
+			return res
+		}
+		if err := st.save(topic, part, sk, method, key, requestID, res); err != nil {
+			st.saveFailed.Add(1)
+			st.logger.Warn("kafka: reply not stored; a retry of this key on another instance may run it again", "topic", topic, "method", method, "error", err)
+		}
+		return res
+	})
+}
+
+// partition is the store partition of an idempotency key:
+// murmur2(key) mod partitions, the partition the client sends a keyed
+// request without a contract partition key to, so that with both topics
+// provisioned alike the instance that runs a key's requests also owns its
+// store partition.
+func (st *replyStore) partition(ctx context.Context, topic, key string) (int, error) {
+	ids, err := st.b.prod.partitions(ctx, topic, false)
+	if err != nil {
+		var missing errTopicMissing
+		if errors.As(err, &missing) {
+			return 0, fmt.Errorf("topic %s does not exist: provision it with `purista topics ensure` or start the server with kafka.WithEnsureTopics", topic)
+		}
+		return 0, err
+	}
+	return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: []byte(key)}, ids...), nil
+}
+
+func (st *replyStore) part(topic string, partition int) *storePart {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	tp := topicPartition{topic: topic, partition: partition}
+	p := st.parts[tp]
+	if p == nil {
+		p = &storePart{entries: map[string]storedReply{}}
+		st.parts[tp] = p
+	}
+	return p
+}
+
+// lookup reads what was written to the store partition since this
+// instance last looked — all of it the first time — and returns the reply
+// stored for sk within the retention. Reading up to the partition's end
+// before every new key means a reply another instance stored (before a
+// rebalance moved the key here) is never missed.
+func (st *replyStore) lookup(ctx context.Context, topic string, partition int, sk string) (storedReply, bool, error) {
+	p := st.part(topic, partition)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first, end, err := st.offsets(ctx, topic, partition)
+	if err != nil {
+		return storedReply{}, false, err
+	}
+	if p.next < first {
+		p.next = first
+	}
+	for p.next < end {
+		if err := st.fetch(ctx, topic, partition, p, end); err != nil {
+			return storedReply{}, false, err
+		}
+	}
+	e, ok := p.entries[sk]
+	if !ok {
+		return storedReply{}, false, nil
+	}
+	if time.Since(e.at) > st.retention {
+		delete(p.entries, sk)
+		return storedReply{}, false, nil
+	}
+	return e, true, nil
+}
+
+func (st *replyStore) offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
+	resp, err := st.b.kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},
+	}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("list offsets of %s partition %d: %w", topic, partition, err)
+	}
+	for _, po := range resp.Topics[topic] {
+		if po.Partition == partition {
+			if po.Error != nil {
+				return 0, 0, fmt.Errorf("list offsets of %s partition %d: %w", topic, partition, po.Error)
+			}
+			return po.FirstOffset, po.LastOffset, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("list offsets of %s partition %d: the broker returned none", topic, partition)
+}
+
+// fetch reads one batch of the partition from p.next and applies it.
+func (st *replyStore) fetch(ctx context.Context, topic string, partition int, p *storePart, end int64) error {
+	resp, err := st.b.kc.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: p.next, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("read %s partition %d: %w", topic, partition, err)
+	}
+	if resp.Error != nil {
+		return fmt.Errorf("read %s partition %d: %w", topic, partition, resp.Error)
+	}
+	read := 0
+	for {
+		r, err := resp.Records.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read %s partition %d: %w", topic, partition, err)
+		}
+		if r.Offset < p.next {
+			continue // a batch may start before the offset asked for
+		}
+		p.next = r.Offset + 1
+		read++
+		key, kerr := readBytes(r.Key)
+		value, verr := readBytes(r.Value)
+		if kerr != nil || verr != nil || len(key) == 0 {
+			continue // not a stored reply: nothing to answer with
+		}
+		if _, ok := headerValue(r.Headers, hdrStatus); !ok {
+			delete(p.entries, string(key)) // a tombstone, or a foreign record
+			continue
+		}
+		if time.Since(r.Time) > st.retention {
+			// Expired, and about to be deleted by the broker: keeping it
+			// would only hold memory.
+			delete(p.entries, string(key))
+			continue
+		}
+		p.entries[string(key)] = storedReply{value: value, headers: append([]kafka.Header(nil), r.Headers...), at: r.Time}
+	}
+	if read == 0 {
+		if resp.HighWatermark < end {
+			return fmt.Errorf("read %s partition %d: no records from offset %d, high watermark %d below %d", topic, partition, p.next, resp.HighWatermark, end)
+		}
+		// Compaction removed the records up to end.
+		p.next = end
+	}
+	return nil
+}
+
+func readBytes(b kafka.Bytes) ([]byte, error) {
+	if b == nil {
+		return nil, nil
+	}
+	defer b.Close()
+	return io.ReadAll(b)
+}
+
+// save writes the result of a call as the stored reply of its key, and
+// keeps it in the partition's entries so that this instance does not have
+// to read it back.
+func (st *replyStore) save(topic string, partition int, sk, method, key, requestID string, res dispatch.Result) error {
+	value, headers := storedRecord(method, key, requestID, res)
+	ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
+	defer cancel()
+	if err := st.b.prod.send(ctx, topic, partition, kafka.Message{Key: []byte(sk), Value: value, Headers: headers}); err != nil {
+		return err
+	}
+	p := st.part(topic, partition)
+	p.mu.Lock()
+	p.entries[sk] = storedReply{value: value, headers: headers, at: time.Now()}
+	p.mu.Unlock()
+	return nil
+}
+
+// storedRecord is the value and headers of a stored reply: those of the
+// reply record without its correlation id, plus the method, the key and
+// the id of the request that ran.
+func storedRecord(method, key, requestID string, res dispatch.Result) ([]byte, []kafka.Header) {
+	st := status.Convert(res.Err)
+	var body []byte
+	if res.Err == nil {
+		switch msg := res.Response.(type) {
+		case storedBody:
+			body = msg
+		case proto.Message:
+			b, err := proto.Marshal(msg)
+			if err != nil {
+				st = status.Newf(codes.Internal, "marshal response of %s: %v", method, err)
+			}
+			body = b
+		default:
+			st = status.Newf(codes.Internal, "handler for %s returned %T, not a protobuf message", method, res.Response)
+		}
+	}
+	if st.Code() != codes.OK {
+		body = nil
+	}
+	headers := []kafka.Header{
+		{Key: hdrVersion, Value: []byte(protocolVersion)},
+		{Key: hdrMethod, Value: []byte(method)},
+		{Key: hdrIdempotencyKey, Value: []byte(key)},
+		{Key: hdrID, Value: []byte(requestID)},
+	}
+	headers = append(headers, statusHeaders(st)...)
+	headers = appendMD(headers, hdrHeaderPrefix, res.Header)
+	return body, appendMD(headers, hdrTrailerPrefix, res.Trailer)
+}
+
+// statusHeaders are the status headers of a reply or stored reply.
+func statusHeaders(st *status.Status) []kafka.Header {
+	h := []kafka.Header{{Key: hdrStatus, Value: strconv.AppendInt(nil, int64(st.Code()), 10)}}
+	if st.Code() != codes.OK {
+		h = append(h, kafka.Header{Key: hdrMessage, Value: []byte(st.Message())})
+		if b, err := proto.Marshal(st.Proto()); err == nil {
+			h = append(h, kafka.Header{Key: hdrStatusBin, Value: b})
+		}
+	}
+	return h
+}
+
+// result is the stored reply as the call's result.
+func (r storedReply) result() dispatch.Result {
+	var res dispatch.Result
+	code, msg := codes.Unknown, ""
+	var stBin []byte
+	for _, h := range r.headers {
+		switch {
+		case h.Key == hdrStatus:
+			if n, err := strconv.Atoi(string(h.Value)); err == nil {
+				code = codes.Code(n)
+			}
+		case h.Key == hdrMessage:
+			msg = string(h.Value)
+		case h.Key == hdrStatusBin:
+			stBin = h.Value
+		case len(h.Key) > len(hdrHeaderPrefix) && h.Key[:len(hdrHeaderPrefix)] == hdrHeaderPrefix:
+			if res.Header == nil {
+				res.Header = metadata.MD{}
+			}
+			res.Header.Append(h.Key[len(hdrHeaderPrefix):], string(h.Value))
+		case len(h.Key) > len(hdrTrailerPrefix) && h.Key[:len(hdrTrailerPrefix)] == hdrTrailerPrefix:
+			if res.Trailer == nil {
+				res.Trailer = metadata.MD{}
+			}
+			res.Trailer.Append(h.Key[len(hdrTrailerPrefix):], string(h.Value))
+		}
+	}
+	if code == codes.OK {
+		res.Response = storedBody(r.value)
+		return res
+	}
+	if len(stBin) > 0 {
+		var sp spb.Status
+		if err := proto.Unmarshal(stBin, &sp); err == nil {
+			res.Err = status.FromProto(&sp).Err()
+			return res
+		}
+	}
+	res.Err = status.Error(code, msg)
+	return res
+}
+
+func (st *replyStore) stored() int64 {
+	if st == nil {
+		return 0
+	}
+	return st.hits.Load()
+}
+
+func (st *replyStore) failed() int64 {
+	if st == nil {
+		return 0
+	}
+	return st.saveFailed.Load()
+}
