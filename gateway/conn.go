@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -96,27 +95,33 @@ func (c *gatewayConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 	return s, nil
 }
 
-// explain makes a DEADLINE_EXCEEDED caused by the call's own deadline name
-// the service and its topic, unless the transport's message already does,
-// and adds an ErrorInfo detail. A DEADLINE_EXCEEDED a service returned
-// while the call still had time is its answer and stays as it is.
+// explain makes a DEADLINE_EXCEEDED caused by the call's own deadline say
+// which service and method did not answer, and adds the ErrorInfo detail
+// (reason NO_SERVICE_ANSWERED, metadata service and method) clients can
+// branch on. The transport's own message, which names topics and its call
+// id, goes to the request's log line instead. A DEADLINE_EXCEEDED a
+// service returned while the call still had time is its answer and stays
+// as it is.
 func (g *Gateway) explain(ctx context.Context, err error, method string, r *route) error {
 	s, ok := status.FromError(err)
-	if !ok || s.Code() != codes.DeadlineExceeded || r == nil || !expired(ctx) || strings.Contains(s.Message(), r.Topic) {
+	if !ok || s.Code() != codes.DeadlineExceeded || r == nil || !expired(ctx) {
 		return err
 	}
 	within := ""
-	if st := stateFrom(ctx); st != nil && st.timeout > 0 {
-		within = " within " + st.timeout.String()
+	st := stateFrom(ctx)
+	if st != nil {
+		if st.timeout > 0 {
+			within = " within " + st.timeout.String()
+		}
+		st.cause, st.explained = s.Message(), true
 	}
-	msg := fmt.Sprintf("no instance of service %s answered %s on topic %s%s (%s)", r.Service, method, r.Topic, within, s.Message())
 	p := s.Proto()
-	p.Message = msg
+	p.Message = fmt.Sprintf("no instance of service %s answered %s%s: check that the service is running and keeping up, then retry", r.Service, method, within)
 	ns := status.FromProto(p)
 	if d, err := ns.WithDetails(&errdetails.ErrorInfo{
 		Reason:   ReasonNoAnswer,
 		Domain:   "purista",
-		Metadata: map[string]string{"service": r.Service, "method": method, "topic": r.Topic},
+		Metadata: map[string]string{"service": r.Service, "method": method},
 	}); err == nil {
 		ns = d
 	}

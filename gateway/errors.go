@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -44,19 +45,30 @@ func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtim
 			g.writeTrailerMD(w, md.TrailerMD)
 		}
 	}
-	g.writeStatus(w, httpStatus, s)
+	g.writeStatus(w, r, httpStatus, s)
 }
 
 // writeStatus writes s as the JSON error body with httpStatus, or the
-// status mapped from its code when httpStatus is 0.
-func (g *Gateway) writeStatus(w http.ResponseWriter, httpStatus int, s *status.Status) {
+// status mapped from its code when httpStatus is 0. A 5xx body is made
+// public first (publicStatus). The body is always written: a message that
+// does not encode (invalid UTF-8 from a parser quoting the client's bytes)
+// is repaired, and a detail that does not encode is dropped, so that the
+// client's bad input never turns into the gateway's 500.
+func (g *Gateway) writeStatus(w http.ResponseWriter, r *http.Request, httpStatus int, s *status.Status) {
 	if httpStatus == 0 {
 		httpStatus = runtime.HTTPStatusFromCode(s.Code())
 	}
-	body, err := statusJSON.Marshal(s.Proto())
+	p := s.Proto()
+	if httpStatus >= 500 {
+		p = g.publicStatus(w, r, p)
+	}
+	p.Message = strings.ToValidUTF8(p.Message, "\uFFFD")
+	body, err := statusJSON.Marshal(p)
 	if err != nil {
-		httpStatus = http.StatusInternalServerError
-		body = []byte(`{"code":13,"message":"gateway: failed to marshal the error status","details":[]}`)
+		p.Details = nil
+		if body, err = statusJSON.Marshal(p); err != nil {
+			body = fmt.Appendf(nil, `{"code":%d,"message":"the error could not be encoded","details":[]}`, p.Code)
+		}
 	}
 	h := w.Header()
 	h.Del("Trailer")
@@ -65,6 +77,50 @@ func (g *Gateway) writeStatus(w http.ResponseWriter, httpStatus int, s *status.S
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(body)
+}
+
+// publicStatus is what a client sees of a server-side failure: what
+// happened and to which method, the request id to quote, and none of the
+// transport's words, which name broker addresses, topics and local ports.
+// Those stay in the request's log line (reqState.cause, logged by serveAPI
+// with the same request id). Details survive except google.rpc.DebugInfo,
+// whose stack entries are for the log too.
+func (g *Gateway) publicStatus(w http.ResponseWriter, r *http.Request, p *spb.Status) *spb.Status {
+	method, st := "the call", (*reqState)(nil)
+	if r != nil {
+		if st = stateFrom(r.Context()); st != nil && st.route != nil {
+			method = st.route.FullMethod
+		}
+	}
+	explained := false
+	if st != nil {
+		explained = st.explained
+		if !explained && st.cause == "" {
+			st.cause = p.Message
+		}
+	}
+	out := &spb.Status{Code: p.Code}
+	for _, d := range p.Details {
+		if !strings.HasSuffix(d.GetTypeUrl(), "/google.rpc.DebugInfo") {
+			out.Details = append(out.Details, d)
+		}
+	}
+	switch {
+	case explained:
+		out.Message = p.Message
+	case codes.Code(p.Code) == codes.Unavailable:
+		out.Message = method + " is unavailable right now: retry later"
+	case codes.Code(p.Code) == codes.DeadlineExceeded:
+		out.Message = method + " did not finish within its deadline"
+	case codes.Code(p.Code) == codes.Unimplemented:
+		out.Message = method + " is not implemented by the service that answered"
+	default:
+		out.Message = method + " failed with an internal error"
+	}
+	if rid := w.Header().Get("X-Request-Id"); rid != "" {
+		out.Message += " (request id " + rid + "; the gateway's log has the details)"
+	}
+	return out
 }
 
 // handleRoutingError answers requests grpc-gateway found no handler for.

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -347,7 +348,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		if p != nil && p != http.ErrAbortHandler {
 			g.log.Error("gateway: panic serving a request", "method", r.Method, "path", r.URL.Path, "panic", p)
 			if sw.status == 0 {
-				g.writeStatus(sw, 0, errorf(codes.Internal, "gateway: internal error"))
+				g.writeStatus(sw, r, 0, errorf(codes.Internal, "gateway: internal error"))
 			}
 		}
 		d := time.Since(start)
@@ -363,14 +364,24 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 			lvl = slog.LevelWarn
 		}
 		if g.log.Enabled(r.Context(), lvl) {
-			g.log.Log(r.Context(), lvl, "gateway request", "method", r.Method, "path", r.URL.Path,
-				"route", label, "status", sw.status, "duration", d, "request_id", r.Header.Get("X-Request-Id"))
+			attrs := []any{"method", r.Method, "path", r.URL.Path,
+				"route", label, "status", sw.status, "duration", d, "request_id", r.Header.Get("X-Request-Id")}
+			if st.cause != "" {
+				attrs = append(attrs, "error", st.cause)
+				if st.route != nil {
+					attrs = append(attrs, "topic", st.route.Topic)
+				}
+			}
+			g.log.Log(r.Context(), lvl, "gateway request", attrs...)
 		}
 	}()
 
-	// Every request gets an id, forwarded to the service and returned.
+	// Every request gets an id, forwarded to the service and returned. One
+	// the client sent that cannot travel as metadata is replaced, so that
+	// the 400 saying so still carries an id.
 	rid := r.Header.Get("X-Request-Id")
-	if rid == "" {
+	ridOK := validRequestID(r.Header.Values("X-Request-Id"))
+	if rid == "" || !ridOK {
 		rid = newRequestID()
 		r.Header.Set("X-Request-Id", rid)
 	}
@@ -381,6 +392,16 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if rt != nil {
 		label, obs = rt.label, rt.obs
+	}
+	if !ridOK {
+		g.writeStatus(sw, r, 0, errorf(codes.InvalidArgument, "X-Request-Id must be one value of 1 to %d printable ASCII characters, or absent (the gateway then makes one)", maxRequestIDLen))
+		return
+	}
+	if s := g.checkInput(r); s != nil {
+		g.writeStatus(sw, r, 0, s)
+		return
+	}
+	if rt != nil {
 		if !rt.Public && g.auth != nil {
 			st.req = r.WithContext(ctx)
 			actx, err := g.auth.Authenticate(st.req, rt.Route)
@@ -392,7 +413,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 				if s.Code() == codes.OK || s.Code() == codes.Unknown {
 					s = errorf(codes.Unauthenticated, "%s", s.Message())
 				}
-				g.writeStatus(sw, 0, s)
+				g.writeStatus(sw, r, 0, s)
 				return
 			}
 			if actx != nil {
@@ -409,7 +430,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		if h := r.Header.Get("Grpc-Timeout"); h != "" {
 			d, err := decodeTimeout(h)
 			if err != nil {
-				g.writeStatus(sw, 0, errorf(codes.InvalidArgument, "invalid Grpc-Timeout header %q: %v", h, err))
+				g.writeStatus(sw, r, 0, errorf(codes.InvalidArgument, "invalid Grpc-Timeout header %q: %v", h, err))
 				return
 			}
 			timeout, deadline = d, true
@@ -432,7 +453,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del("Authorization")
 	}
 	if r.ContentLength > g.maxBody {
-		g.writeStatus(sw, http.StatusRequestEntityTooLarge, errorf(codes.ResourceExhausted,
+		g.writeStatus(sw, r, http.StatusRequestEntityTooLarge, errorf(codes.ResourceExhausted,
 			"request body of %d bytes is larger than the gateway's limit of %d bytes", r.ContentLength, g.maxBody))
 		return
 	}
@@ -477,6 +498,11 @@ func decodeTimeout(s string) (time.Duration, error) {
 		unit = time.Nanosecond
 	default:
 		return 0, fmt.Errorf("unknown unit %q: want H, M, S, m, u or n", s[len(s)-1])
+	}
+	// 8 digits of hours overflow a Duration: saturate rather than wrap to
+	// a deadline in the past. The gateway's maximum caps it anyway.
+	if n > int64(math.MaxInt64/unit) {
+		return math.MaxInt64, nil
 	}
 	return time.Duration(n) * unit, nil
 }

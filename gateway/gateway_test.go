@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,11 +188,15 @@ func TestDefaultBodyLimitIs4MiB(t *testing.T) {
 	mustContain(t, "message", r.err(t).Message, "4194304")
 }
 
-func TestDeadline504NamesServiceAndTopic(t *testing.T) {
+// A call nobody answers in time is a 504 that names the service and
+// method, carries the ErrorInfo detail and the request id the client got
+// back, and leaves the topic to the gateway's log line of that request id.
+func TestDeadline504NamesServiceAndMethod(t *testing.T) {
 	cc, _ := startGRPC(t)
-	url, _ := startGateway(t, cc)
+	var logs lockedBuffer
+	url, _ := startGateway(t, cc, gateway.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	start := time.Now()
-	r := do(t, "GET", url+"/v1/sleep?duration=5s", nil, "Grpc-Timeout", "300m")
+	r := do(t, "GET", url+"/v1/sleep?duration=5s", nil, "Grpc-Timeout", "300m", "X-Request-Id", "rid-504")
 	expectStatus(t, r, 504)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("504 after %v, want about 300ms", d)
@@ -199,10 +205,34 @@ func TestDeadline504NamesServiceAndTopic(t *testing.T) {
 	if e.Code != int(codes.DeadlineExceeded) {
 		t.Errorf("code %d", e.Code)
 	}
-	mustContain(t, "message", e.Message, "purista.testing.v1.EchoService", purista.DefaultRequestTopic("purista.testing.v1.EchoService"), "300ms")
-	if len(e.Details) != 1 || !bytes.Contains(e.Details[0], []byte(gateway.ReasonNoAnswer)) {
+	topic := purista.DefaultRequestTopic("purista.testing.v1.EchoService")
+	mustContain(t, "message", e.Message, "purista.testing.v1.EchoService", "/purista.testing.v1.EchoService/Sleep", "300ms", "rid-504")
+	if strings.Contains(e.Message, topic) {
+		t.Errorf("message %q names the topic", e.Message)
+	}
+	if len(e.Details) != 1 || !bytes.Contains(e.Details[0], []byte(gateway.ReasonNoAnswer)) ||
+		!bytes.Contains(e.Details[0], []byte(`"method":"/purista.testing.v1.EchoService/Sleep"`)) {
 		t.Errorf("details %s", r.Body)
 	}
+	mustContain(t, "log", logs.String(), "request_id=rid-504", "status=504", "topic="+topic)
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestTimeouts(t *testing.T) {
@@ -265,12 +295,18 @@ func TestStatusCodesMapToHTTP(t *testing.T) {
 			continue
 		}
 		e := r.err(t)
-		if e.Code != int(c) || e.Message != fmt.Sprintf("boom-%d", c) {
+		switch {
+		case e.Code != int(c):
 			t.Errorf("%v: body %s", c, r.Body)
-		}
-		if c == codes.DeadlineExceeded {
-			// The gateway names the service and topic of a bare timeout.
-			mustContain(t, "message", e.Message, "boom")
+		case want < 500 && e.Message != fmt.Sprintf("boom-%d", c):
+			t.Errorf("%v: body %s, want the service's message", c, r.Body)
+		case want >= 500:
+			// A server-side failure's message stays in the log: the
+			// client learns which method failed and the request id.
+			if strings.Contains(e.Message, "boom") {
+				t.Errorf("%v: 5xx body %s passes the service's message on", c, r.Body)
+			}
+			mustContain(t, "message", e.Message, "/purista.testing.v1.EchoService/Fail", r.Header.Get("X-Request-Id"))
 		}
 		if len(e.Details) != 1 || !bytes.Contains(e.Details[0], []byte(`"reason":"WHY"`)) {
 			t.Errorf("%v: details not kept: %s", c, r.Body)
@@ -530,7 +566,7 @@ func TestAuthWhenRouteTableMissesARoute(t *testing.T) {
 	url, _ = startGateway(t, cc, gateway.WithServices(withRoutes(&svc)), gateway.WithAuthenticator(auth))
 	r := do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`), "Authorization", "Bearer ok")
 	expectStatus(t, r, 500)
-	mustContain(t, "message", r.err(t).Message, "not in the route table")
+	mustContain(t, "message", r.err(t).Message, "internal error")
 }
 
 // When the route table and the generated handlers disagree about which

@@ -109,6 +109,11 @@ type reqState struct {
 	authMD       metadata.MD
 	bodyTooLarge bool
 	timeout      time.Duration
+	// cause is the internal message behind a public 5xx body, for the
+	// request's log line; explained says the body's message is the
+	// gateway's own and already public.
+	cause     string
+	explained bool
 }
 
 type stateKey struct{}
