@@ -3,13 +3,16 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // ReasonNoAnswer is the google.rpc.ErrorInfo reason of a 504 the gateway
@@ -76,6 +79,9 @@ func (c *gatewayConn) Invoke(ctx context.Context, method string, args, reply any
 	if err != nil {
 		return err
 	}
+	if err := c.g.checkSize(args); err != nil {
+		return err
+	}
 	err = c.cc.Invoke(ctx, method, args, reply, opts...)
 	if err != nil {
 		return c.g.explain(ctx, err, method, r)
@@ -93,6 +99,25 @@ func (c *gatewayConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 		return nil, c.g.explain(ctx, err, method, r)
 	}
 	return s, nil
+}
+
+// checkSize refuses a request message that encodes larger than the body
+// limit, which is sized to what the broker takes: path and query
+// parameters and JSON's number forms can make a message larger than its
+// body, and the broker's refusal would reach the client as a 429 that
+// invites the same request again.
+func (g *Gateway) checkSize(args any) error {
+	m, ok := args.(proto.Message)
+	if !ok || g.maxBody <= 0 {
+		return nil
+	}
+	if n := proto.Size(m); int64(n) > g.maxBody {
+		return &runtime.HTTPStatusError{
+			HTTPStatus: http.StatusRequestEntityTooLarge,
+			Err:        status.Errorf(codes.ResourceExhausted, "the request encodes to %d bytes, more than the gateway's limit of %d bytes: send less per request", n, g.maxBody),
+		}
+	}
+	return nil
 }
 
 // explain makes a DEADLINE_EXCEEDED caused by the call's own deadline say

@@ -32,6 +32,12 @@ func (g *Gateway) tooLarge() error {
 func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st := stateFrom(r.Context()); st != nil && st.bodyTooLarge {
 		err = g.tooLarge()
+	} else if st != nil && st.bodyTimeout {
+		err = &runtime.HTTPStatusError{
+			HTTPStatus: http.StatusRequestTimeout,
+			Err:        status.Errorf(codes.DeadlineExceeded, "the request body did not arrive within %v: send it faster or in a smaller request", g.bodyTimeout),
+		}
+		w.Header().Set("Connection", "close")
 	}
 	httpStatus := 0
 	var hse *runtime.HTTPStatusError
@@ -62,6 +68,16 @@ func (g *Gateway) writeStatus(w http.ResponseWriter, r *http.Request, httpStatus
 	if httpStatus >= 500 {
 		p = g.publicStatus(w, r, p)
 	}
+	writeBody(w, httpStatus, p)
+}
+
+// writeOwn writes a status whose message the gateway wrote for clients,
+// also when it is a 5xx.
+func (g *Gateway) writeOwn(w http.ResponseWriter, httpStatus int, s *status.Status) {
+	writeBody(w, httpStatus, s.Proto())
+}
+
+func writeBody(w http.ResponseWriter, httpStatus int, p *spb.Status) {
 	p.Message = strings.ToValidUTF8(p.Message, "\uFFFD")
 	body, err := statusJSON.Marshal(p)
 	if err != nil {

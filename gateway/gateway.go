@@ -22,7 +22,9 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -70,6 +72,9 @@ type Gateway struct {
 	log         *slog.Logger
 	maxBody     int64
 	maxTimeout  time.Duration
+	bodyTimeout time.Duration
+	maxActive   int64        // 0: no cap
+	active      atomic.Int64 // API requests in progress
 	fwdExact    map[string]bool
 	fwdPrefix   []string
 	fwdAuth     bool
@@ -107,6 +112,8 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 		defTimeout:      DefaultTimeout,
 		maxTimeout:      DefaultMaxTimeout,
 		readyTimeout:    DefaultReadyTimeout,
+		bodyTimeout:     DefaultBodyReadTimeout,
+		maxConcurrent:   DefaultMaxConcurrentRequests,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -133,6 +140,8 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 		byMethod:     map[string]*route{},
 		readiness:    c.readiness,
 		readyTimeout: c.readyTimeout,
+		bodyTimeout:  c.bodyTimeout,
+		maxActive:    int64(c.maxConcurrent),
 	}
 	for _, h := range c.forwardHeaders {
 		if p, ok := strings.CutSuffix(h, "*"); ok {
@@ -320,7 +329,9 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// bodyWatch notices when http.MaxBytesReader cut the body off.
+// bodyWatch notices when http.MaxBytesReader cut the body off or the body's
+// read deadline passed. The deadline needs no lifting once the body is
+// read: net/http clears it when it starts watching the connection.
 type bodyWatch struct {
 	io.ReadCloser
 	st *reqState
@@ -330,8 +341,12 @@ func (b bodyWatch) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
 			b.st.bodyTooLarge = true
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+			b.st.bodyTimeout = true
 		}
 	}
 	return n, err
@@ -392,6 +407,18 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if rt != nil {
 		label, obs = rt.label, rt.obs
+	}
+	if g.maxActive > 0 {
+		// Refused before anything is read: a full gateway spends nothing
+		// more on the request, and the client learns when to come back.
+		n := g.active.Add(1)
+		defer g.active.Add(-1)
+		if n > g.maxActive {
+			sw.Header().Set("Retry-After", "1")
+			g.writeOwn(sw, http.StatusServiceUnavailable, errorf(codes.Unavailable,
+				"the gateway is serving its maximum of %d requests at once", g.maxActive))
+			return
+		}
 	}
 	if !ridOK {
 		g.writeStatus(sw, r, 0, errorf(codes.InvalidArgument, "X-Request-Id must be one value of 1 to %d printable ASCII characters, or absent (the gateway then makes one)", maxRequestIDLen))
@@ -458,10 +485,29 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = bodyWatch{ReadCloser: http.MaxBytesReader(sw, r.Body, g.maxBody), st: st}
+		bw := bodyWatch{ReadCloser: http.MaxBytesReader(sw, r.Body, g.maxBody), st: st}
+		if g.bodyTimeout > 0 {
+			// A server without deadlines (a test recorder) is left alone.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.bodyTimeout))
+		}
+		r.Body = bw
+	}
+	if st.timeout > 0 {
+		// A client that does not read the answer holds the handler no
+		// longer than the call may take, plus time to write the answer.
+		// The deadline is the connection's: lifted at the end, lest it
+		// cut off the next request on a kept-alive connection.
+		rc := http.NewResponseController(w)
+		if rc.SetWriteDeadline(time.Now().Add(st.timeout+writeGrace)) == nil {
+			defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+		}
 	}
 	g.mux.ServeHTTP(sw, r)
 }
+
+// writeGrace is the time a response may take to write after the call's
+// deadline: an error body or the rest of a stream.
+const writeGrace = 10 * time.Second
 
 // newRequestID returns 32 random hex digits. They identify, they do not
 // protect: math/rand's ChaCha8 is enough and costs no system call.

@@ -179,15 +179,6 @@ func TestBodyTooLarge413(t *testing.T) {
 	}
 }
 
-func TestDefaultBodyLimitIs4MiB(t *testing.T) {
-	cc, _ := startGRPC(t)
-	url, _ := startGateway(t, cc)
-	big := bytes.Repeat([]byte("x"), 4<<20+1)
-	r := do(t, "POST", url+"/v1/echo", bytes.NewReader(big))
-	expectStatus(t, r, 413)
-	mustContain(t, "message", r.err(t).Message, "4194304")
-}
-
 // A call nobody answers in time is a 504 that names the service and
 // method, carries the ErrorInfo detail and the request id the client got
 // back, and leaves the topic to the gateway's log line of that request id.

@@ -108,6 +108,7 @@ type reqState struct {
 	authed       bool
 	authMD       metadata.MD
 	bodyTooLarge bool
+	bodyTimeout  bool
 	timeout      time.Duration
 	// cause is the internal message behind a public 5xx body, for the
 	// request's log line; explained says the body's message is the
