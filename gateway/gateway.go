@@ -403,6 +403,15 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	sw.Header().Set("X-Request-Id", rid)
 
 	rt := g.matcher.match(r)
+	if rt == nil && r.Method == http.MethodHead {
+		// HEAD on a GET route is that GET without its body (RFC 9110
+		// 9.3.2); net/http drops what is written for a HEAD request.
+		get := r.WithContext(r.Context())
+		get.Method = http.MethodGet
+		if rt = g.matcher.match(get); rt != nil {
+			r = get
+		}
+	}
 	st.route = rt
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if rt != nil {

@@ -22,7 +22,10 @@ import (
 
 	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/gateway"
+	streamv1 "github.com/purista-go/purista/gen/purista/testing/stream/v1"
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
+	streamconf "github.com/purista-go/purista/internal/conformance/stream"
+	"github.com/purista-go/purista/transport/inproc"
 )
 
 func TestEcho200(t *testing.T) {
@@ -120,8 +123,8 @@ func TestWrongVerb405(t *testing.T) {
 	mustContain(t, "message", e.Message, "GET", "/v1/echo")
 	r = do(t, "DELETE", url+"/v1/fail/3", nil)
 	expectStatus(t, r, 405)
-	if a := r.Header.Get("Allow"); a != "GET" {
-		t.Errorf("Allow %q, want GET", a)
+	if a := r.Header.Get("Allow"); a != "GET, HEAD" {
+		t.Errorf("Allow %q, want GET, HEAD", a)
 	}
 	r = do(t, "POST", url+"/healthz", nil)
 	expectStatus(t, r, 405)
@@ -587,5 +590,44 @@ func TestAuthWhenRouteTableDisagrees(t *testing.T) {
 	expectStatus(t, do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`)), 401)
 	if echo.Calls() != 0 || len(asked) != 1 || asked[0] != testingv1.EchoService_Echo_FullMethodName {
 		t.Errorf("calls %d, authenticator asked for %v", echo.Calls(), asked)
+	}
+}
+
+// HEAD on a GET route answers as the GET would, without the body, and the
+// Allow header of a 405 lists it.
+func TestHeadOnGetRoute(t *testing.T) {
+	cc, echo := startGRPC(t)
+	url, _ := startGateway(t, cc)
+	r := do(t, "HEAD", url+"/v1/fail/0", nil)
+	expectStatus(t, r, 200)
+	if len(r.Body) != 0 || r.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("HEAD answered %v with body %q", r.Header, r.Body)
+	}
+	if n := echo.Calls(); n != 1 {
+		t.Errorf("service called %d times, want 1", n)
+	}
+	// A HEAD where no GET route exists stays 405.
+	r = do(t, "HEAD", url+"/v1/echo", nil)
+	expectStatus(t, r, 405)
+	r = do(t, "DELETE", url+"/v1/fail/0", nil)
+	expectStatus(t, r, 405)
+	if a := r.Header.Get("Allow"); a != "GET, HEAD" {
+		t.Errorf("Allow %q, want GET, HEAD", a)
+	}
+}
+
+// A server stream is served as newline-delimited JSON.
+func TestServerStreamIsNDJSON(t *testing.T) {
+	ch := inproc.New(inproc.WithContracts(streamv1.StreamService_PuristaService))
+	t.Cleanup(func() { _ = ch.Close() })
+	streamv1.RegisterStreamServiceServer(ch, streamconf.NewServer())
+	url, _ := startGateway(t, ch, gateway.WithServices(gateway.Service{Contract: streamv1.StreamService_PuristaService, RegisterHTTP: streamv1.RegisterStreamServiceHTTP}))
+	r := do(t, "GET", url+"/v1/stream/count?count=3", nil)
+	expectStatus(t, r, 200)
+	if ct := r.Header.Get("Content-Type"); ct != gateway.ContentTypeStream {
+		t.Errorf("Content-Type %q, want %s", ct, gateway.ContentTypeStream)
+	}
+	if lines := strings.Count(strings.TrimSpace(string(r.Body)), "\n") + 1; lines != 3 {
+		t.Errorf("%d lines, want 3: %s", lines, r.Body)
 	}
 }

@@ -71,10 +71,10 @@ func (m bodyMarshaler) Delimiter() []byte {
 	return []byte("\n")
 }
 
+// ContentTypeStream is the media type of a server stream's response: one
+// JSON object per line (newline-delimited JSON), so that clients and
+// proxies do not wait for one JSON document that never closes.
+const ContentTypeStream = "application/x-ndjson"
+
 // StreamContentType is the content type of a server stream.
-func (m bodyMarshaler) StreamContentType(v any) string {
-	if s, ok := m.Marshaler.(runtime.StreamContentType); ok {
-		return s.StreamContentType(v)
-	}
-	return m.Marshaler.ContentType(v)
-}
+func (m bodyMarshaler) StreamContentType(any) string { return ContentTypeStream }

@@ -176,8 +176,12 @@ func (m *matcher) allowed(r *http.Request) []string {
 		r2.Body = http.NoBody
 		if m.match(r2) != nil {
 			out = append(out, v)
+			if v == http.MethodGet {
+				out = append(out, http.MethodHead) // served as GET
+			}
 		}
 	}
+	sort.Strings(out)
 	return out
 }
 
