@@ -361,7 +361,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		p := recover()
 		if p != nil && p != http.ErrAbortHandler {
-			g.log.Error("gateway: panic serving a request", "method", r.Method, "path", r.URL.Path, "panic", p)
+			g.log.Error("gateway: panic serving a request", "method", r.Method, "path", r.URL.Path, "request_id", r.Header.Get("X-Request-Id"), "panic", p)
 			if sw.status == 0 {
 				g.writeStatus(sw, r, 0, errorf(codes.Internal, "gateway: internal error"))
 			}
