@@ -1,9 +1,13 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -151,6 +155,64 @@ func TestHostileInputs(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req.WithContext(ctx))
 			checkSafeAnswer(t, in.method+" "+in.target, rec.Code, rec.Header(), rec.Body.Bytes())
+		})
+	}
+}
+
+// TestHostileInputsOverTCP sends the same inputs as raw HTTP/1.1 to the
+// example gateway behind gateway.Serve, so that net/http's own parsing and
+// the Serve helper's server are part of what is checked.
+func TestHostileInputsOverTCP(t *testing.T) {
+	h := exampleGateway(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gateway.Serve(ctx, ln, h) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	for _, in := range hostileInputs {
+		t.Run(in.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var req bytes.Buffer
+			fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n", in.method, in.target)
+			if in.body != "" {
+				fmt.Fprintf(&req, "Content-Length: %d\r\n", len(in.body))
+			}
+			for i := 0; i+1 < len(in.header); i += 2 {
+				fmt.Fprintf(&req, "%s: %s\r\n", in.header[i], in.header[i+1])
+			}
+			req.WriteString("\r\n")
+			req.WriteString(in.body)
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := conn.Write(req.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: in.method})
+			if err != nil {
+				t.Fatalf("no HTTP response: %v", err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.Header.Get("X-Request-Id") == "" {
+				// net/http refused the request before the gateway saw
+				// it: a bare 4xx of its own, not a google.rpc.Status.
+				if res.StatusCode >= 500 {
+					t.Errorf("net/http answered %d: %s", res.StatusCode, body)
+				}
+				return
+			}
+			checkSafeAnswer(t, in.method+" "+in.target, res.StatusCode, res.Header, body)
 		})
 	}
 }
