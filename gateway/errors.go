@@ -66,7 +66,11 @@ func (g *Gateway) writeStatus(w http.ResponseWriter, r *http.Request, httpStatus
 	}
 	p := s.Proto()
 	if httpStatus >= 500 {
-		p = g.publicStatus(w, r, p)
+		var st *reqState
+		if r != nil {
+			st = stateFrom(r.Context())
+		}
+		p = publicStatus(st, w.Header().Get("X-Request-Id"), p)
 	}
 	writeBody(w, httpStatus, p)
 }
@@ -101,12 +105,10 @@ func writeBody(w http.ResponseWriter, httpStatus int, p *spb.Status) {
 // Those stay in the request's log line (reqState.cause, logged by serveAPI
 // with the same request id). Details survive except google.rpc.DebugInfo,
 // whose stack entries are for the log too.
-func (g *Gateway) publicStatus(w http.ResponseWriter, r *http.Request, p *spb.Status) *spb.Status {
-	method, st := "the call", (*reqState)(nil)
-	if r != nil {
-		if st = stateFrom(r.Context()); st != nil && st.route != nil {
-			method = st.route.FullMethod
-		}
+func publicStatus(st *reqState, rid string, p *spb.Status) *spb.Status {
+	method := "the call"
+	if st != nil && st.route != nil {
+		method = st.route.FullMethod
 	}
 	explained := false
 	if st != nil {
@@ -133,10 +135,27 @@ func (g *Gateway) publicStatus(w http.ResponseWriter, r *http.Request, p *spb.St
 	default:
 		out.Message = method + " failed with an internal error"
 	}
-	if rid := w.Header().Get("X-Request-Id"); rid != "" {
+	if rid != "" {
 		out.Message += " (request id " + rid + "; the gateway's log has the details)"
 	}
 	return out
+}
+
+// handleStreamError turns an error that ends a server stream after it
+// began into the stream's last line: a server-side failure is made public
+// as in an error body, and its own message logged here, since the
+// request's log line reports the 200 the stream began with.
+func (g *Gateway) handleStreamError(ctx context.Context, err error) *status.Status {
+	s := status.Convert(err)
+	if runtime.HTTPStatusFromCode(s.Code()) < 500 {
+		return status.FromProto(&spb.Status{Code: int32(s.Code()), Message: strings.ToValidUTF8(s.Message(), "\uFFFD"), Details: s.Proto().Details})
+	}
+	st, rid := stateFrom(ctx), ""
+	if st != nil && st.req != nil {
+		rid = st.req.Header.Get("X-Request-Id")
+	}
+	g.log.Warn("gateway: server stream ended with a server error", "request_id", rid, "code", s.Code().String(), "error", s.Message())
+	return status.FromProto(publicStatus(st, rid, s.Proto()))
 }
 
 // handleRoutingError answers requests grpc-gateway found no handler for.

@@ -237,6 +237,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 	muxOpts = append(muxOpts, c.muxOptions...)
 	muxOpts = append(muxOpts,
 		runtime.WithErrorHandler(g.handleError),
+		runtime.WithStreamErrorHandler(g.handleStreamError),
 		runtime.WithRoutingErrorHandler(g.handleRoutingError),
 		runtime.WithIncomingHeaderMatcher(g.incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(g.outgoingHeader),

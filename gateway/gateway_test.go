@@ -630,4 +630,14 @@ func TestServerStreamIsNDJSON(t *testing.T) {
 	if lines := strings.Count(strings.TrimSpace(string(r.Body)), "\n") + 1; lines != 3 {
 		t.Errorf("%d lines, want 3: %s", lines, r.Body)
 	}
+
+	// A stream that fails after its first message ends with an error line:
+	// a client error keeps the service's words, a server error is public.
+	r = do(t, "GET", url+"/v1/stream/count?count=1&fail_code=9&fail_message=out+of+numbers", nil)
+	mustContain(t, "stream", string(r.Body), `"out of numbers"`)
+	r = do(t, "GET", url+"/v1/stream/count?count=1&fail_code=13&fail_message=db+at+10.0.0.7:5432+down", nil)
+	if strings.Contains(string(r.Body), "10.0.0.7") {
+		t.Errorf("stream's error line shows the service's internals: %s", r.Body)
+	}
+	mustContain(t, "stream", string(r.Body), "/purista.testing.stream.v1.StreamService/Count failed with an internal error", r.Header.Get("X-Request-Id"))
 }
