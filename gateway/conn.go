@@ -3,14 +3,16 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"strings"
+	"net/http"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // ReasonNoAnswer is the google.rpc.ErrorInfo reason of a 504 the gateway
@@ -77,6 +79,9 @@ func (c *gatewayConn) Invoke(ctx context.Context, method string, args, reply any
 	if err != nil {
 		return err
 	}
+	if err := c.g.checkSize(args); err != nil {
+		return err
+	}
 	err = c.cc.Invoke(ctx, method, args, reply, opts...)
 	if err != nil {
 		return c.g.explain(ctx, err, method, r)
@@ -96,27 +101,52 @@ func (c *gatewayConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 	return s, nil
 }
 
-// explain makes a DEADLINE_EXCEEDED caused by the call's own deadline name
-// the service and its topic, unless the transport's message already does,
-// and adds an ErrorInfo detail. A DEADLINE_EXCEEDED a service returned
-// while the call still had time is its answer and stays as it is.
+// checkSize refuses a request message that encodes larger than the body
+// limit, which is sized to what the broker takes: path and query
+// parameters and JSON's number forms can make a message larger than its
+// body, and the broker's refusal would reach the client as a 429 that
+// invites the same request again.
+func (g *Gateway) checkSize(args any) error {
+	m, ok := args.(proto.Message)
+	if !ok || g.maxBody <= 0 {
+		return nil
+	}
+	if n := proto.Size(m); int64(n) > g.maxBody {
+		return &runtime.HTTPStatusError{
+			HTTPStatus: http.StatusRequestEntityTooLarge,
+			Err:        status.Errorf(codes.ResourceExhausted, "the request encodes to %d bytes, more than the gateway's limit of %d bytes: send less per request", n, g.maxBody),
+		}
+	}
+	return nil
+}
+
+// explain makes a DEADLINE_EXCEEDED caused by the call's own deadline say
+// which service and method did not answer, and adds the ErrorInfo detail
+// (reason NO_SERVICE_ANSWERED, metadata service and method) clients can
+// branch on. The transport's own message, which names topics and its call
+// id, goes to the request's log line instead. A DEADLINE_EXCEEDED a
+// service returned while the call still had time is its answer and stays
+// as it is.
 func (g *Gateway) explain(ctx context.Context, err error, method string, r *route) error {
 	s, ok := status.FromError(err)
-	if !ok || s.Code() != codes.DeadlineExceeded || r == nil || !expired(ctx) || strings.Contains(s.Message(), r.Topic) {
+	if !ok || s.Code() != codes.DeadlineExceeded || r == nil || !expired(ctx) {
 		return err
 	}
 	within := ""
-	if st := stateFrom(ctx); st != nil && st.timeout > 0 {
-		within = " within " + st.timeout.String()
+	st := stateFrom(ctx)
+	if st != nil {
+		if st.timeout > 0 {
+			within = " within " + st.timeout.String()
+		}
+		st.cause, st.explained = s.Message(), true
 	}
-	msg := fmt.Sprintf("no instance of service %s answered %s on topic %s%s (%s)", r.Service, method, r.Topic, within, s.Message())
 	p := s.Proto()
-	p.Message = msg
+	p.Message = fmt.Sprintf("no instance of service %s answered %s%s: check that the service is running and keeping up, then retry", r.Service, method, within)
 	ns := status.FromProto(p)
 	if d, err := ns.WithDetails(&errdetails.ErrorInfo{
 		Reason:   ReasonNoAnswer,
 		Domain:   "purista",
-		Metadata: map[string]string{"service": r.Service, "method": method, "topic": r.Topic},
+		Metadata: map[string]string{"service": r.Service, "method": method},
 	}); err == nil {
 		ns = d
 	}

@@ -55,7 +55,7 @@ func (g *Gateway) ready(ctx context.Context) []string {
 func (g *Gateway) serveOwn(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		g.writeStatus(w, http.StatusMethodNotAllowed, errorf(codes.Unimplemented, "method %s is not allowed on %s (allowed: GET, HEAD)", r.Method, r.URL.Path))
+		g.writeStatus(w, r, http.StatusMethodNotAllowed, errorf(codes.Unimplemented, "method %s is not allowed on %s (allowed: GET, HEAD)", r.Method, r.URL.Path))
 		return
 	}
 	switch r.URL.Path {
@@ -73,7 +73,7 @@ func (g *Gateway) serveOwn(w http.ResponseWriter, r *http.Request) {
 			doc = g.openapiV3
 		}
 		if doc == nil {
-			g.writeStatus(w, http.StatusNotFound, errorf(codes.NotFound, "no OpenAPI document configured: create the gateway with gateway.WithOpenAPI"))
+			g.writeStatus(w, r, http.StatusNotFound, errorf(codes.NotFound, "no OpenAPI document configured: create the gateway with gateway.WithOpenAPI"))
 			return
 		}
 		ops.WriteJSON(w, http.StatusOK, doc)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -31,6 +32,12 @@ func (g *Gateway) tooLarge() error {
 func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st := stateFrom(r.Context()); st != nil && st.bodyTooLarge {
 		err = g.tooLarge()
+	} else if st != nil && st.bodyTimeout {
+		err = &runtime.HTTPStatusError{
+			HTTPStatus: http.StatusRequestTimeout,
+			Err:        status.Errorf(codes.DeadlineExceeded, "the request body did not arrive within %v: send it faster or in a smaller request", g.bodyTimeout),
+		}
+		w.Header().Set("Connection", "close")
 	}
 	httpStatus := 0
 	var hse *runtime.HTTPStatusError
@@ -44,19 +51,44 @@ func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtim
 			g.writeTrailerMD(w, md.TrailerMD)
 		}
 	}
-	g.writeStatus(w, httpStatus, s)
+	g.writeStatus(w, r, httpStatus, s)
 }
 
 // writeStatus writes s as the JSON error body with httpStatus, or the
-// status mapped from its code when httpStatus is 0.
-func (g *Gateway) writeStatus(w http.ResponseWriter, httpStatus int, s *status.Status) {
+// status mapped from its code when httpStatus is 0. A 5xx body is made
+// public first (publicStatus). The body is always written: a message that
+// does not encode (invalid UTF-8 from a parser quoting the client's bytes)
+// is repaired, and a detail that does not encode is dropped, so that the
+// client's bad input never turns into the gateway's 500.
+func (g *Gateway) writeStatus(w http.ResponseWriter, r *http.Request, httpStatus int, s *status.Status) {
 	if httpStatus == 0 {
 		httpStatus = runtime.HTTPStatusFromCode(s.Code())
 	}
-	body, err := statusJSON.Marshal(s.Proto())
+	p := s.Proto()
+	if httpStatus >= 500 {
+		var st *reqState
+		if r != nil {
+			st = stateFrom(r.Context())
+		}
+		p = publicStatus(st, w.Header().Get("X-Request-Id"), p)
+	}
+	writeBody(w, httpStatus, p)
+}
+
+// writeOwn writes a status whose message the gateway wrote for clients,
+// also when it is a 5xx.
+func (g *Gateway) writeOwn(w http.ResponseWriter, httpStatus int, s *status.Status) {
+	writeBody(w, httpStatus, s.Proto())
+}
+
+func writeBody(w http.ResponseWriter, httpStatus int, p *spb.Status) {
+	p.Message = strings.ToValidUTF8(p.Message, "\uFFFD")
+	body, err := statusJSON.Marshal(p)
 	if err != nil {
-		httpStatus = http.StatusInternalServerError
-		body = []byte(`{"code":13,"message":"gateway: failed to marshal the error status","details":[]}`)
+		p.Details = nil
+		if body, err = statusJSON.Marshal(p); err != nil {
+			body = fmt.Appendf(nil, `{"code":%d,"message":"the error could not be encoded","details":[]}`, p.Code)
+		}
 	}
 	h := w.Header()
 	h.Del("Trailer")
@@ -65,6 +97,65 @@ func (g *Gateway) writeStatus(w http.ResponseWriter, httpStatus int, s *status.S
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(body)
+}
+
+// publicStatus is what a client sees of a server-side failure: what
+// happened and to which method, the request id to quote, and none of the
+// transport's words, which name broker addresses, topics and local ports.
+// Those stay in the request's log line (reqState.cause, logged by serveAPI
+// with the same request id). Details survive except google.rpc.DebugInfo,
+// whose stack entries are for the log too.
+func publicStatus(st *reqState, rid string, p *spb.Status) *spb.Status {
+	method := "the call"
+	if st != nil && st.route != nil {
+		method = st.route.FullMethod
+	}
+	explained := false
+	if st != nil {
+		explained = st.explained
+		if !explained && st.cause == "" {
+			st.cause = p.Message
+		}
+	}
+	out := &spb.Status{Code: p.Code}
+	for _, d := range p.Details {
+		if !strings.HasSuffix(d.GetTypeUrl(), "/google.rpc.DebugInfo") {
+			out.Details = append(out.Details, d)
+		}
+	}
+	switch {
+	case explained:
+		out.Message = p.Message
+	case codes.Code(p.Code) == codes.Unavailable:
+		out.Message = method + " is unavailable right now: retry later"
+	case codes.Code(p.Code) == codes.DeadlineExceeded:
+		out.Message = method + " did not finish within its deadline"
+	case codes.Code(p.Code) == codes.Unimplemented:
+		out.Message = method + " is not implemented by the service that answered"
+	default:
+		out.Message = method + " failed with an internal error"
+	}
+	if rid != "" {
+		out.Message += " (request id " + rid + "; the gateway's log has the details)"
+	}
+	return out
+}
+
+// handleStreamError turns an error that ends a server stream after it
+// began into the stream's last line: a server-side failure is made public
+// as in an error body, and its own message logged here, since the
+// request's log line reports the 200 the stream began with.
+func (g *Gateway) handleStreamError(ctx context.Context, err error) *status.Status {
+	s := status.Convert(err)
+	if runtime.HTTPStatusFromCode(s.Code()) < 500 {
+		return status.FromProto(&spb.Status{Code: int32(s.Code()), Message: strings.ToValidUTF8(s.Message(), "\uFFFD"), Details: s.Proto().Details})
+	}
+	st, rid := stateFrom(ctx), ""
+	if st != nil && st.req != nil {
+		rid = st.req.Header.Get("X-Request-Id")
+	}
+	g.log.Warn("gateway: server stream ended with a server error", "request_id", rid, "code", s.Code().String(), "error", s.Message())
+	return status.FromProto(publicStatus(st, rid, s.Proto()))
 }
 
 // handleRoutingError answers requests grpc-gateway found no handler for.

@@ -20,8 +20,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -69,6 +72,9 @@ type Gateway struct {
 	log         *slog.Logger
 	maxBody     int64
 	maxTimeout  time.Duration
+	bodyTimeout time.Duration
+	maxActive   int64        // 0: no cap
+	active      atomic.Int64 // API requests in progress
 	fwdExact    map[string]bool
 	fwdPrefix   []string
 	fwdAuth     bool
@@ -106,6 +112,8 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 		defTimeout:      DefaultTimeout,
 		maxTimeout:      DefaultMaxTimeout,
 		readyTimeout:    DefaultReadyTimeout,
+		bodyTimeout:     DefaultBodyReadTimeout,
+		maxConcurrent:   DefaultMaxConcurrentRequests,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -132,6 +140,8 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 		byMethod:     map[string]*route{},
 		readiness:    c.readiness,
 		readyTimeout: c.readyTimeout,
+		bodyTimeout:  c.bodyTimeout,
+		maxActive:    int64(c.maxConcurrent),
 	}
 	for _, h := range c.forwardHeaders {
 		if p, ok := strings.CutSuffix(h, "*"); ok {
@@ -227,6 +237,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 	muxOpts = append(muxOpts, c.muxOptions...)
 	muxOpts = append(muxOpts,
 		runtime.WithErrorHandler(g.handleError),
+		runtime.WithStreamErrorHandler(g.handleStreamError),
 		runtime.WithRoutingErrorHandler(g.handleRoutingError),
 		runtime.WithIncomingHeaderMatcher(g.incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(g.outgoingHeader),
@@ -319,7 +330,9 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// bodyWatch notices when http.MaxBytesReader cut the body off.
+// bodyWatch notices when http.MaxBytesReader cut the body off or the body's
+// read deadline passed. The deadline needs no lifting once the body is
+// read: net/http clears it when it starts watching the connection.
 type bodyWatch struct {
 	io.ReadCloser
 	st *reqState
@@ -329,8 +342,12 @@ func (b bodyWatch) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
 			b.st.bodyTooLarge = true
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+			b.st.bodyTimeout = true
 		}
 	}
 	return n, err
@@ -345,9 +362,9 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		p := recover()
 		if p != nil && p != http.ErrAbortHandler {
-			g.log.Error("gateway: panic serving a request", "method", r.Method, "path", r.URL.Path, "panic", p)
+			g.log.Error("gateway: panic serving a request", "method", r.Method, "path", r.URL.Path, "request_id", r.Header.Get("X-Request-Id"), "panic", p)
 			if sw.status == 0 {
-				g.writeStatus(sw, 0, errorf(codes.Internal, "gateway: internal error"))
+				g.writeStatus(sw, r, 0, errorf(codes.Internal, "gateway: internal error"))
 			}
 		}
 		d := time.Since(start)
@@ -363,24 +380,65 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 			lvl = slog.LevelWarn
 		}
 		if g.log.Enabled(r.Context(), lvl) {
-			g.log.Log(r.Context(), lvl, "gateway request", "method", r.Method, "path", r.URL.Path,
-				"route", label, "status", sw.status, "duration", d, "request_id", r.Header.Get("X-Request-Id"))
+			attrs := []any{"method", r.Method, "path", r.URL.Path,
+				"route", label, "status", sw.status, "duration", d, "request_id", r.Header.Get("X-Request-Id")}
+			if st.cause != "" {
+				attrs = append(attrs, "error", st.cause)
+				if st.route != nil {
+					attrs = append(attrs, "topic", st.route.Topic)
+				}
+			}
+			g.log.Log(r.Context(), lvl, "gateway request", attrs...)
 		}
 	}()
 
-	// Every request gets an id, forwarded to the service and returned.
+	// Every request gets an id, forwarded to the service and returned. One
+	// the client sent that cannot travel as metadata is replaced, so that
+	// the 400 saying so still carries an id.
 	rid := r.Header.Get("X-Request-Id")
-	if rid == "" {
+	ridOK := validRequestID(r.Header.Values("X-Request-Id"))
+	if rid == "" || !ridOK {
 		rid = newRequestID()
 		r.Header.Set("X-Request-Id", rid)
 	}
 	sw.Header().Set("X-Request-Id", rid)
 
 	rt := g.matcher.match(r)
+	if rt == nil && r.Method == http.MethodHead {
+		// HEAD on a GET route is that GET without its body (RFC 9110
+		// 9.3.2); net/http drops what is written for a HEAD request.
+		get := r.WithContext(r.Context())
+		get.Method = http.MethodGet
+		if rt = g.matcher.match(get); rt != nil {
+			r = get
+		}
+	}
 	st.route = rt
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if rt != nil {
 		label, obs = rt.label, rt.obs
+	}
+	if g.maxActive > 0 {
+		// Refused before anything is read: a full gateway spends nothing
+		// more on the request, and the client learns when to come back.
+		n := g.active.Add(1)
+		defer g.active.Add(-1)
+		if n > g.maxActive {
+			sw.Header().Set("Retry-After", "1")
+			g.writeOwn(sw, http.StatusServiceUnavailable, errorf(codes.Unavailable,
+				"the gateway is serving its maximum of %d requests at once", g.maxActive))
+			return
+		}
+	}
+	if !ridOK {
+		g.writeStatus(sw, r, 0, errorf(codes.InvalidArgument, "X-Request-Id must be one value of 1 to %d printable ASCII characters, or absent (the gateway then makes one)", maxRequestIDLen))
+		return
+	}
+	if s := g.checkInput(r); s != nil {
+		g.writeStatus(sw, r, 0, s)
+		return
+	}
+	if rt != nil {
 		if !rt.Public && g.auth != nil {
 			st.req = r.WithContext(ctx)
 			actx, err := g.auth.Authenticate(st.req, rt.Route)
@@ -392,7 +450,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 				if s.Code() == codes.OK || s.Code() == codes.Unknown {
 					s = errorf(codes.Unauthenticated, "%s", s.Message())
 				}
-				g.writeStatus(sw, 0, s)
+				g.writeStatus(sw, r, 0, s)
 				return
 			}
 			if actx != nil {
@@ -409,7 +467,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		if h := r.Header.Get("Grpc-Timeout"); h != "" {
 			d, err := decodeTimeout(h)
 			if err != nil {
-				g.writeStatus(sw, 0, errorf(codes.InvalidArgument, "invalid Grpc-Timeout header %q: %v", h, err))
+				g.writeStatus(sw, r, 0, errorf(codes.InvalidArgument, "invalid Grpc-Timeout header %q: %v", h, err))
 				return
 			}
 			timeout, deadline = d, true
@@ -432,15 +490,34 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del("Authorization")
 	}
 	if r.ContentLength > g.maxBody {
-		g.writeStatus(sw, http.StatusRequestEntityTooLarge, errorf(codes.ResourceExhausted,
+		g.writeStatus(sw, r, http.StatusRequestEntityTooLarge, errorf(codes.ResourceExhausted,
 			"request body of %d bytes is larger than the gateway's limit of %d bytes", r.ContentLength, g.maxBody))
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = bodyWatch{ReadCloser: http.MaxBytesReader(sw, r.Body, g.maxBody), st: st}
+		bw := bodyWatch{ReadCloser: http.MaxBytesReader(sw, r.Body, g.maxBody), st: st}
+		if g.bodyTimeout > 0 {
+			// A server without deadlines (a test recorder) is left alone.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.bodyTimeout))
+		}
+		r.Body = bw
+	}
+	if st.timeout > 0 {
+		// A client that does not read the answer holds the handler no
+		// longer than the call may take, plus time to write the answer.
+		// The deadline is the connection's: lifted at the end, lest it
+		// cut off the next request on a kept-alive connection.
+		rc := http.NewResponseController(w)
+		if rc.SetWriteDeadline(time.Now().Add(st.timeout+writeGrace)) == nil {
+			defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+		}
 	}
 	g.mux.ServeHTTP(sw, r)
 }
+
+// writeGrace is the time a response may take to write after the call's
+// deadline: an error body or the rest of a stream.
+const writeGrace = 10 * time.Second
 
 // newRequestID returns 32 random hex digits. They identify, they do not
 // protect: math/rand's ChaCha8 is enough and costs no system call.
@@ -477,6 +554,11 @@ func decodeTimeout(s string) (time.Duration, error) {
 		unit = time.Nanosecond
 	default:
 		return 0, fmt.Errorf("unknown unit %q: want H, M, S, m, u or n", s[len(s)-1])
+	}
+	// 8 digits of hours overflow a Duration: saturate rather than wrap to
+	// a deadline in the past. The gateway's maximum caps it anyway.
+	if n > int64(math.MaxInt64/unit) {
+		return math.MaxInt64, nil
 	}
 	return time.Duration(n) * unit, nil
 }

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +22,10 @@ import (
 
 	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/gateway"
+	streamv1 "github.com/purista-go/purista/gen/purista/testing/stream/v1"
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
+	streamconf "github.com/purista-go/purista/internal/conformance/stream"
+	"github.com/purista-go/purista/transport/inproc"
 )
 
 func TestEcho200(t *testing.T) {
@@ -118,8 +123,8 @@ func TestWrongVerb405(t *testing.T) {
 	mustContain(t, "message", e.Message, "GET", "/v1/echo")
 	r = do(t, "DELETE", url+"/v1/fail/3", nil)
 	expectStatus(t, r, 405)
-	if a := r.Header.Get("Allow"); a != "GET" {
-		t.Errorf("Allow %q, want GET", a)
+	if a := r.Header.Get("Allow"); a != "GET, HEAD" {
+		t.Errorf("Allow %q, want GET, HEAD", a)
 	}
 	r = do(t, "POST", url+"/healthz", nil)
 	expectStatus(t, r, 405)
@@ -177,20 +182,15 @@ func TestBodyTooLarge413(t *testing.T) {
 	}
 }
 
-func TestDefaultBodyLimitIs4MiB(t *testing.T) {
+// A call nobody answers in time is a 504 that names the service and
+// method, carries the ErrorInfo detail and the request id the client got
+// back, and leaves the topic to the gateway's log line of that request id.
+func TestDeadline504NamesServiceAndMethod(t *testing.T) {
 	cc, _ := startGRPC(t)
-	url, _ := startGateway(t, cc)
-	big := bytes.Repeat([]byte("x"), 4<<20+1)
-	r := do(t, "POST", url+"/v1/echo", bytes.NewReader(big))
-	expectStatus(t, r, 413)
-	mustContain(t, "message", r.err(t).Message, "4194304")
-}
-
-func TestDeadline504NamesServiceAndTopic(t *testing.T) {
-	cc, _ := startGRPC(t)
-	url, _ := startGateway(t, cc)
+	var logs lockedBuffer
+	url, _ := startGateway(t, cc, gateway.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	start := time.Now()
-	r := do(t, "GET", url+"/v1/sleep?duration=5s", nil, "Grpc-Timeout", "300m")
+	r := do(t, "GET", url+"/v1/sleep?duration=5s", nil, "Grpc-Timeout", "300m", "X-Request-Id", "rid-504")
 	expectStatus(t, r, 504)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("504 after %v, want about 300ms", d)
@@ -199,10 +199,34 @@ func TestDeadline504NamesServiceAndTopic(t *testing.T) {
 	if e.Code != int(codes.DeadlineExceeded) {
 		t.Errorf("code %d", e.Code)
 	}
-	mustContain(t, "message", e.Message, "purista.testing.v1.EchoService", purista.DefaultRequestTopic("purista.testing.v1.EchoService"), "300ms")
-	if len(e.Details) != 1 || !bytes.Contains(e.Details[0], []byte(gateway.ReasonNoAnswer)) {
+	topic := purista.DefaultRequestTopic("purista.testing.v1.EchoService")
+	mustContain(t, "message", e.Message, "purista.testing.v1.EchoService", "/purista.testing.v1.EchoService/Sleep", "300ms", "rid-504")
+	if strings.Contains(e.Message, topic) {
+		t.Errorf("message %q names the topic", e.Message)
+	}
+	if len(e.Details) != 1 || !bytes.Contains(e.Details[0], []byte(gateway.ReasonNoAnswer)) ||
+		!bytes.Contains(e.Details[0], []byte(`"method":"/purista.testing.v1.EchoService/Sleep"`)) {
 		t.Errorf("details %s", r.Body)
 	}
+	mustContain(t, "log", logs.String(), "request_id=rid-504", "status=504", "topic="+topic)
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestTimeouts(t *testing.T) {
@@ -265,12 +289,18 @@ func TestStatusCodesMapToHTTP(t *testing.T) {
 			continue
 		}
 		e := r.err(t)
-		if e.Code != int(c) || e.Message != fmt.Sprintf("boom-%d", c) {
+		switch {
+		case e.Code != int(c):
 			t.Errorf("%v: body %s", c, r.Body)
-		}
-		if c == codes.DeadlineExceeded {
-			// The gateway names the service and topic of a bare timeout.
-			mustContain(t, "message", e.Message, "boom")
+		case want < 500 && e.Message != fmt.Sprintf("boom-%d", c):
+			t.Errorf("%v: body %s, want the service's message", c, r.Body)
+		case want >= 500:
+			// A server-side failure's message stays in the log: the
+			// client learns which method failed and the request id.
+			if strings.Contains(e.Message, "boom") {
+				t.Errorf("%v: 5xx body %s passes the service's message on", c, r.Body)
+			}
+			mustContain(t, "message", e.Message, "/purista.testing.v1.EchoService/Fail", r.Header.Get("X-Request-Id"))
 		}
 		if len(e.Details) != 1 || !bytes.Contains(e.Details[0], []byte(`"reason":"WHY"`)) {
 			t.Errorf("%v: details not kept: %s", c, r.Body)
@@ -530,7 +560,7 @@ func TestAuthWhenRouteTableMissesARoute(t *testing.T) {
 	url, _ = startGateway(t, cc, gateway.WithServices(withRoutes(&svc)), gateway.WithAuthenticator(auth))
 	r := do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`), "Authorization", "Bearer ok")
 	expectStatus(t, r, 500)
-	mustContain(t, "message", r.err(t).Message, "not in the route table")
+	mustContain(t, "message", r.err(t).Message, "internal error")
 }
 
 // When the route table and the generated handlers disagree about which
@@ -561,4 +591,53 @@ func TestAuthWhenRouteTableDisagrees(t *testing.T) {
 	if echo.Calls() != 0 || len(asked) != 1 || asked[0] != testingv1.EchoService_Echo_FullMethodName {
 		t.Errorf("calls %d, authenticator asked for %v", echo.Calls(), asked)
 	}
+}
+
+// HEAD on a GET route answers as the GET would, without the body, and the
+// Allow header of a 405 lists it.
+func TestHeadOnGetRoute(t *testing.T) {
+	cc, echo := startGRPC(t)
+	url, _ := startGateway(t, cc)
+	r := do(t, "HEAD", url+"/v1/fail/0", nil)
+	expectStatus(t, r, 200)
+	if len(r.Body) != 0 || r.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("HEAD answered %v with body %q", r.Header, r.Body)
+	}
+	if n := echo.Calls(); n != 1 {
+		t.Errorf("service called %d times, want 1", n)
+	}
+	// A HEAD where no GET route exists stays 405.
+	r = do(t, "HEAD", url+"/v1/echo", nil)
+	expectStatus(t, r, 405)
+	r = do(t, "DELETE", url+"/v1/fail/0", nil)
+	expectStatus(t, r, 405)
+	if a := r.Header.Get("Allow"); a != "GET, HEAD" {
+		t.Errorf("Allow %q, want GET, HEAD", a)
+	}
+}
+
+// A server stream is served as newline-delimited JSON.
+func TestServerStreamIsNDJSON(t *testing.T) {
+	ch := inproc.New(inproc.WithContracts(streamv1.StreamService_PuristaService))
+	t.Cleanup(func() { _ = ch.Close() })
+	streamv1.RegisterStreamServiceServer(ch, streamconf.NewServer())
+	url, _ := startGateway(t, ch, gateway.WithServices(gateway.Service{Contract: streamv1.StreamService_PuristaService, RegisterHTTP: streamv1.RegisterStreamServiceHTTP}))
+	r := do(t, "GET", url+"/v1/stream/count?count=3", nil)
+	expectStatus(t, r, 200)
+	if ct := r.Header.Get("Content-Type"); ct != gateway.ContentTypeStream {
+		t.Errorf("Content-Type %q, want %s", ct, gateway.ContentTypeStream)
+	}
+	if lines := strings.Count(strings.TrimSpace(string(r.Body)), "\n") + 1; lines != 3 {
+		t.Errorf("%d lines, want 3: %s", lines, r.Body)
+	}
+
+	// A stream that fails after its first message ends with an error line:
+	// a client error keeps the service's words, a server error is public.
+	r = do(t, "GET", url+"/v1/stream/count?count=1&fail_code=9&fail_message=out+of+numbers", nil)
+	mustContain(t, "stream", string(r.Body), `"out of numbers"`)
+	r = do(t, "GET", url+"/v1/stream/count?count=1&fail_code=13&fail_message=db+at+10.0.0.7:5432+down", nil)
+	if strings.Contains(string(r.Body), "10.0.0.7") {
+		t.Errorf("stream's error line shows the service's internals: %s", r.Body)
+	}
+	mustContain(t, "stream", string(r.Body), "/purista.testing.stream.v1.StreamService/Count failed with an internal error", r.Header.Get("X-Request-Id"))
 }

@@ -48,7 +48,9 @@ func (m bodyMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 				return io.EOF // no body: grpc-gateway leaves the message empty
 			}
 			if err := m.unmarshal.Unmarshal(b, pm); err != nil {
-				return fmt.Errorf("malformed JSON request body: %w", err)
+				// The parser quotes the offending bytes, which may be
+				// anything the client sent.
+				return fmt.Errorf("malformed JSON request body: %s", safeText(err.Error()))
 			}
 			return nil
 		}
@@ -57,7 +59,7 @@ func (m bodyMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if err == nil || errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			return err
 		}
-		return fmt.Errorf("malformed JSON request body: %w", err)
+		return fmt.Errorf("malformed JSON request body: %s", safeText(err.Error()))
 	})
 }
 
@@ -69,10 +71,10 @@ func (m bodyMarshaler) Delimiter() []byte {
 	return []byte("\n")
 }
 
+// ContentTypeStream is the media type of a server stream's response: one
+// JSON object per line (newline-delimited JSON), so that clients and
+// proxies do not wait for one JSON document that never closes.
+const ContentTypeStream = "application/x-ndjson"
+
 // StreamContentType is the content type of a server stream.
-func (m bodyMarshaler) StreamContentType(v any) string {
-	if s, ok := m.Marshaler.(runtime.StreamContentType); ok {
-		return s.StreamContentType(v)
-	}
-	return m.Marshaler.ContentType(v)
-}
+func (m bodyMarshaler) StreamContentType(any) string { return ContentTypeStream }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 
 	"github.com/getkin/kin-openapi/openapi2"
@@ -103,6 +104,12 @@ func mergeOpenAPI(dst, src map[string]any, first bool) error {
 	return nil
 }
 
+// mergePaths unites the paths of two documents. Two templates that differ
+// only in their parameters' names ("/v1/users/{userId}" in one document,
+// "/v1/users/{id}" in another) are one path to OpenAPI 3, which forbids
+// both in one document: the later one's operations join the earlier path,
+// their path parameters renamed to its names. The same verb on both is an
+// error, as two operations on one path and verb are.
 func mergePaths(dst map[string]any, v any) error {
 	src, _ := v.(map[string]any)
 	paths, _ := dst["paths"].(map[string]any)
@@ -110,21 +117,87 @@ func mergePaths(dst map[string]any, v any) error {
 		paths = map[string]any{}
 		dst["paths"] = paths
 	}
-	for p, item := range src {
-		ops, _ := item.(map[string]any)
-		have, _ := paths[p].(map[string]any)
+	byShape := map[string]string{}
+	for p := range paths {
+		byShape[pathShape(p)] = p
+	}
+	// Sorted, so that which template wins does not depend on map order.
+	incoming := make([]string, 0, len(src))
+	for p := range src {
+		incoming = append(incoming, p)
+	}
+	sort.Strings(incoming)
+	for _, p := range incoming {
+		ops, _ := src[p].(map[string]any)
+		target := p
+		if q, ok := byShape[pathShape(p)]; ok && q != p {
+			target = q
+			renamePathParams(ops, templateParams(p), templateParams(q))
+		}
+		have, _ := paths[target].(map[string]any)
 		if have == nil {
-			paths[p] = ops
+			paths[target] = ops
+			byShape[pathShape(target)] = target
 			continue
 		}
 		for verb, op := range ops {
 			if old, ok := have[verb]; ok && !reflect.DeepEqual(old, op) {
+				if target != p {
+					return fmt.Errorf("two documents describe %s on %s and %s, which OpenAPI 3 takes for one path", verb, target, p)
+				}
 				return fmt.Errorf("two documents describe %s %s differently", verb, p)
 			}
 			have[verb] = op
 		}
 	}
 	return nil
+}
+
+var templateParam = regexp.MustCompile(`\{([^}=]*)(=[^}]*)?\}`)
+
+// pathShape is a path template with its parameters' names left out.
+func pathShape(p string) string { return templateParam.ReplaceAllString(p, "{}") }
+
+// templateParams lists the names of a template's parameters in order.
+func templateParams(p string) []string {
+	var out []string
+	for _, m := range templateParam.FindAllStringSubmatch(p, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// renamePathParams renames the path parameters of a path item's
+// operations (and of the item itself) from one template's names to
+// another's, by position.
+func renamePathParams(item map[string]any, from, to []string) {
+	names := map[string]string{}
+	for i := range from {
+		if i < len(to) {
+			names[from[i]] = to[i]
+		}
+	}
+	rename := func(params any) {
+		list, _ := params.([]any)
+		for _, p := range list {
+			m, _ := p.(map[string]any)
+			if in, _ := m["in"].(string); in != "path" {
+				continue
+			}
+			if n, ok := names[fmt.Sprint(m["name"])]; ok {
+				m["name"] = n
+			}
+		}
+	}
+	for key, v := range item {
+		if key == "parameters" {
+			rename(v)
+			continue
+		}
+		if op, ok := v.(map[string]any); ok {
+			rename(op["parameters"])
+		}
+	}
 }
 
 func mergeNamed(dst map[string]any, section string, v any) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,6 +118,57 @@ func TestOpenAPIMerge(t *testing.T) {
 	if _, err := gateway.New(cc, gateway.WithOpenAPI([]byte(`{"openapi":"3.0.0"}`))); err == nil {
 		t.Errorf("OpenAPI 3 input accepted")
 	}
+}
+
+// Templates that differ only in parameter names are one path to OpenAPI 3:
+// merged documents put their operations on one path, with one set of names.
+func TestOpenAPIMergesEquivalentTemplates(t *testing.T) {
+	doc := func(path, verb, param string) []byte {
+		return fmt.Appendf(nil, `{"swagger":"2.0","info":{"title":"t","version":"1"},"paths":{%q:{%q:{"operationId":%q,
+			"parameters":[{"name":%q,"in":"path","required":true,"type":"string"},{"name":"q","in":"query","type":"string"}],
+			"responses":{"200":{"description":"ok"}}}}}}`, path, verb, verb+"Thing_"+param, param)
+	}
+	cc, _ := startGRPC(t)
+	url, _ := startGateway(t, cc, gateway.WithOpenAPI(doc("/v1/things/{thingId}", "get", "thingId"), doc("/v1/things/{id}", "delete", "id")))
+	var v3 struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			} `json:"parameters"`
+		} `json:"paths"`
+	}
+	r := do(t, "GET", url+"/openapi.v3.json", nil)
+	if err := json.Unmarshal(r.Body, &v3); err != nil {
+		t.Fatal(err)
+	}
+	item, ok := v3.Paths["/v1/things/{thingId}"]
+	if _, twice := v3.Paths["/v1/things/{id}"]; !ok || twice {
+		t.Fatalf("paths %v, want /v1/things/{thingId} once", keys(mapOf(v3.Paths)))
+	}
+	del, ok := item["delete"]
+	if !ok || item["get"].Parameters == nil {
+		t.Fatalf("operations %v, want get and delete", item)
+	}
+	for _, p := range del.Parameters {
+		if p.In == "path" && p.Name != "thingId" {
+			t.Errorf("delete's path parameter is %q, want thingId", p.Name)
+		}
+	}
+
+	// The same verb on both is a conflict.
+	_, err := gateway.New(cc, gateway.WithServices(echoService()), gateway.WithOpenAPI(doc("/v1/things/{thingId}", "get", "thingId"), doc("/v1/things/{id}", "get", "id")))
+	if err == nil || !strings.Contains(err.Error(), "one path") {
+		t.Errorf("two GETs on equivalent templates: %v", err)
+	}
+}
+
+func mapOf[V any](m map[string]V) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // The committed client was generated from what the gateway serves.

@@ -14,10 +14,21 @@ import (
 
 // Defaults of the options.
 const (
-	DefaultMaxBodyBytes = 4 << 20
+	// DefaultMaxBodyBytes is what a Kafka broker accepts in one record by
+	// default (message.max.bytes, 1 MiB) less 64 KiB for the record's
+	// headers and batch framing: a body the gateway takes fits the topic,
+	// and a larger one is the client's 413, not a 429 from the broker.
+	DefaultMaxBodyBytes = 1<<20 - 64<<10
 	DefaultTimeout      = 30 * time.Second
 	DefaultMaxTimeout   = 5 * time.Minute
 	DefaultReadyTimeout = 2 * time.Second
+	// DefaultBodyReadTimeout bounds reading a request body: a client
+	// trickling bytes holds a connection and a request slot for at most
+	// this long (a 1 MiB body needs 70 KB/s).
+	DefaultBodyReadTimeout = 15 * time.Second
+	// DefaultMaxConcurrentRequests caps API requests in progress at once;
+	// the next is answered 503 with Retry-After.
+	DefaultMaxConcurrentRequests = 1024
 )
 
 // DefaultForwardHeaders are the request headers forwarded to services as
@@ -51,6 +62,8 @@ type config struct {
 	openapiTitle    string
 	openapiVersion  string
 	muxOptions      []runtime.ServeMuxOption
+	bodyTimeout     time.Duration
+	maxConcurrent   int
 }
 
 // Service is a service the gateway serves: its contract, and the function
@@ -92,9 +105,23 @@ func WithResponseHeaders(keys ...string) Option {
 	return func(c *config) { c.responseHeaders = canonicalList(keys) }
 }
 
-// WithMaxBodyBytes limits request bodies (default 4 MiB); a larger body is
-// answered with 413.
+// WithMaxBodyBytes limits request bodies (default DefaultMaxBodyBytes,
+// 960 KiB, which fits a Kafka broker's default record limit); a larger body,
+// or one whose request message encodes larger, is answered with 413. Raise
+// it together with the topics' max.message.bytes.
 func WithMaxBodyBytes(n int64) Option { return func(c *config) { c.maxBody = n } }
+
+// WithBodyReadTimeout bounds how long reading one request body may take
+// (default DefaultBodyReadTimeout); a client slower than that is answered
+// 408 and its connection closed. 0 removes the bound. It needs a server
+// whose connections support deadlines (net/http's do).
+func WithBodyReadTimeout(d time.Duration) Option { return func(c *config) { c.bodyTimeout = d } }
+
+// WithMaxConcurrentRequests caps the API requests served at once (default
+// DefaultMaxConcurrentRequests); a request over the cap is answered 503 with
+// "Retry-After: 1" at once, without reading its body. The gateway's own
+// endpoints (/healthz, /metrics, …) are not counted. 0 removes the cap.
+func WithMaxConcurrentRequests(n int) Option { return func(c *config) { c.maxConcurrent = n } }
 
 // WithDefaultTimeout is the deadline of calls to methods whose contract sets
 // no timeout when the HTTP client sends no Grpc-Timeout header (default

@@ -108,7 +108,13 @@ type reqState struct {
 	authed       bool
 	authMD       metadata.MD
 	bodyTooLarge bool
+	bodyTimeout  bool
 	timeout      time.Duration
+	// cause is the internal message behind a public 5xx body, for the
+	// request's log line; explained says the body's message is the
+	// gateway's own and already public.
+	cause     string
+	explained bool
 }
 
 type stateKey struct{}
@@ -170,8 +176,12 @@ func (m *matcher) allowed(r *http.Request) []string {
 		r2.Body = http.NoBody
 		if m.match(r2) != nil {
 			out = append(out, v)
+			if v == http.MethodGet {
+				out = append(out, http.MethodHead) // served as GET
+			}
 		}
 	}
+	sort.Strings(out)
 	return out
 }
 

@@ -64,7 +64,15 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, opts ...ServeOp
 	for _, o := range opts {
 		o(&c)
 	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	// Bounds against slow and idle clients. A request body's deadline and
+	// a response's are set per request by the Gateway (WithBodyReadTimeout,
+	// the call's deadline), not here: http.Server's ReadTimeout and
+	// WriteTimeout would also end server streams and long calls.
+	srv := &http.Server{
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 	if c.server != nil {
 		srv = c.server
 	}

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/gateway"
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/transport/inproc"
@@ -51,9 +54,17 @@ func testServiceNeverStarts(t *testing.T, env conformance.Env) {
 		t.Errorf("504 after %v, want about 1s", took)
 	}
 	svc := echoContract()
-	msg := r.err(t).Message
-	mustContain(t, "message", msg, svc.Name, svc.RequestTopic)
-	t.Logf("504: %s", msg)
+	e := r.err(t)
+	mustContain(t, "message", e.Message, svc.Name, "/purista.testing.v1.EchoService/Echo", r.Header.Get("X-Request-Id"))
+	if len(e.Details) != 1 || !bytes.Contains(e.Details[0], []byte(gateway.ReasonNoAnswer)) {
+		t.Errorf("504 without the %s detail: %s", gateway.ReasonNoAnswer, r.Body)
+	}
+	for _, internal := range []string{svc.RequestTopic, purista.DefaultRequestTopic(svc.Name), "127.0.0.1"} {
+		if internal != "" && strings.Contains(e.Message, internal) {
+			t.Errorf("504 message %q shows %q", e.Message, internal)
+		}
+	}
+	t.Logf("504: %s", e.Message)
 
 	// Now the service starts; a call with the same partition key, sent
 	// after, is answered, so the service has passed the expired request.

@@ -393,12 +393,22 @@ func (c *ClientConn) send(ctx context.Context, method, svc string, body, key []b
 	case <-ctx.Done():
 		st := status.FromContextError(ctx.Err())
 		if st.Code() == codes.DeadlineExceeded {
-			return status.Errorf(codes.DeadlineExceeded, "no reply from %s within the deadline: no instance answered the request on topic %s (request id %s); check that the service is running and keeping up", svc, topic, id)
+			return status.Errorf(codes.DeadlineExceeded, "no reply from %s within the deadline: no instance answered the request on topic %s (call id %s%s); check that the service is running and keeping up", svc, topic, id, requestIDNote(md))
 		}
 		return st.Err()
 	case <-c.done:
 		return status.Errorf(codes.Unavailable, "kafka: client connection closed while %s was waiting for its reply", method)
 	}
+}
+
+// requestIDNote names the caller's X-Request-Id, when the call has one, in
+// a message that also gives the record's call id: the former is the id the
+// HTTP client and the logs know.
+func requestIDNote(md metadata.MD) string {
+	if v := md.Get("x-request-id"); len(v) > 0 {
+		return ", request id " + v[0]
+	}
+	return ""
 }
 
 func (c *ClientConn) sendError(ctx context.Context, svc, topic string, err error) error {

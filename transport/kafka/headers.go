@@ -48,6 +48,16 @@ type requestHeaders struct {
 	md             metadata.MD
 }
 
+// requestID is the caller's X-Request-Id (the gateway's, or one a client
+// set as "x-request-id" metadata), which log lines carry beside the
+// record's own id so that one id leads from the HTTP response to them.
+func (h *requestHeaders) requestID() string {
+	if v := h.md.Get("x-request-id"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 func encodeRequestHeaders(id, method, replyTo string, deadline time.Time, idemKey string, md metadata.MD) []kafka.Header {
 	h := make([]kafka.Header, 0, 6+len(md))
 	h = append(h,

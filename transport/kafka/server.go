@@ -425,7 +425,7 @@ func (s *Server) handle(m kafka.Message, done func()) {
 	if err := s.checkReplyTo(h.replyTo); err != nil {
 		s.stats.malformed.Add(1)
 		reason := fmt.Sprintf("purista-reply-to %q refused: %v", h.replyTo, err)
-		s.cfg.logger.Warn("kafka: request refused; no reply written", "reason", reason, "method", h.method, "id", h.id, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		s.cfg.logger.Warn("kafka: request refused; no reply written", "reason", reason, "method", h.method, "id", h.id, "request_id", h.requestID(), "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
 		s.deadLetter(m, reason)
 		done()
 		return
@@ -440,7 +440,7 @@ func (s *Server) handle(m kafka.Message, done func()) {
 		// reach the caller in time: running it would only add an effect
 		// nobody hears of.
 		s.stats.expired.Add(1)
-		s.cfg.logger.Info("kafka: request expired while waiting; not executed", "method", h.method, "id", h.id, "late_by", now.Sub(h.deadline).String())
+		s.cfg.logger.Info("kafka: request expired while waiting; not executed", "method", h.method, "id", h.id, "request_id", h.requestID(), "late_by", now.Sub(h.deadline).String())
 		done()
 		return
 	}
@@ -452,7 +452,7 @@ func (s *Server) handle(m kafka.Message, done func()) {
 		// The same request again: the first one's reply answers the
 		// caller. Running it twice is what must not happen.
 		s.stats.duplicates.Add(1)
-		s.cfg.logger.Debug("kafka: request record seen before; skipped", "method", h.method, "id", h.id, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		s.cfg.logger.Debug("kafka: request record seen before; skipped", "method", h.method, "id", h.id, "request_id", h.requestID(), "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
 		done()
 		return
 	}
@@ -561,7 +561,7 @@ func (s *Server) replyThen(h requestHeaders, res dispatch.Result, then func()) {
 func (s *Server) replyWritten(h requestHeaders, err error) {
 	if err != nil {
 		s.stats.replyFailed.Add(1)
-		s.cfg.logger.Warn("kafka: reply not written until the caller's deadline; the caller times out", "reply_to", h.replyTo, "method", h.method, "id", h.id, "error", err)
+		s.cfg.logger.Warn("kafka: reply not written until the caller's deadline; the caller times out", "reply_to", h.replyTo, "method", h.method, "id", h.id, "request_id", h.requestID(), "error", err)
 		return
 	}
 	s.stats.handled.Add(1)

@@ -314,7 +314,7 @@ func (s *Server) serveStream(h requestHeaders, m kafka.Message) bool {
 	defer wcancel()
 	if err := s.prod.send(wctx, h.replyTo, 0, kafka.Message{Headers: headers}); err != nil {
 		s.stats.replyFailed.Add(1)
-		s.cfg.logger.Warn("kafka: final stream record not written", "reply_to", h.replyTo, "method", h.method, "id", h.id, "error", err)
+		s.cfg.logger.Warn("kafka: final stream record not written", "reply_to", h.replyTo, "method", h.method, "id", h.id, "request_id", h.requestID(), "error", err)
 		return true
 	}
 	s.stats.handled.Add(1)
