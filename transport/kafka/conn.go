@@ -71,7 +71,11 @@ func newBase(brokers []string, cfg commonConfig) (*base, error) {
 		ClientID:    cfg.clientID,
 		TLS:         cfg.tls,
 		SASL:        cfg.sasl,
-		MetadataTTL: 30 * time.Second,
+		// kafka-go's transport refreshes its cached metadata only on this
+		// timer, not when a broker answers "not leader": a short TTL lets
+		// the admin and reply-store requests that go through it find a
+		// moved leader within a second.
+		MetadataTTL: time.Second,
 	}
 	kc := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: 30 * time.Second}
 	b := &base{

@@ -122,11 +122,24 @@ func (st *replyStore) do(ctx context.Context, service, method, key, requestID st
 		topic := st.b.replyStoreTopic(service)
 		rctx, cancel := context.WithTimeout(ctx, storeReadTimeout)
 		defer cancel()
-		part, err := st.partition(rctx, topic, key)
+		var part int
 		var stored storedReply
 		found := false
-		if err == nil {
-			stored, found, err = st.lookup(rctx, topic, part, sk)
+		var err error
+		// A store partition whose leader moved or whose broker went away
+		// is read again, like a write, while the call's deadline allows.
+		for attempt := 1; ; attempt++ {
+			part, err = st.partition(rctx, topic, key)
+			if err == nil {
+				stored, found, err = st.lookup(rctx, topic, part, sk)
+			}
+			if err == nil || !retriable(err) || rctx.Err() != nil {
+				break
+			}
+			select {
+			case <-rctx.Done():
+			case <-time.After(retryBackoff(attempt)):
+			}
 		}
 		if err != nil {
 			st.logger.Warn("kafka: reply store not readable; keyed call refused", "topic", topic, "method", method, "error", err)
