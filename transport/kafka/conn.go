@@ -66,18 +66,7 @@ func newBase(brokers []string, cfg commonConfig) (*base, error) {
 	if cfg.clientID == "" {
 		cfg.clientID = defaultClientID()
 	}
-	tr := &kafka.Transport{
-		DialTimeout: cfg.dialTimeout,
-		ClientID:    cfg.clientID,
-		TLS:         cfg.tls,
-		SASL:        cfg.sasl,
-		// kafka-go's transport refreshes its cached metadata only on this
-		// timer, not when a broker answers "not leader": a short TTL lets
-		// the admin and reply-store requests that go through it find a
-		// moved leader within a second.
-		MetadataTTL: time.Second,
-	}
-	kc := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: 30 * time.Second}
+	kc := newKafkaClient(brokers, cfg)
 	b := &base{
 		contracts: contracts,
 		cfg:       cfg,
@@ -87,6 +76,21 @@ func newBase(brokers []string, cfg commonConfig) (*base, error) {
 	}
 	b.prod = newProducer(b.dialer, b.brokers, cfg.requiredAcks, cfg.maxBatch, cfg.logger)
 	return b, nil
+}
+
+// newKafkaClient returns a kafka-go client with a transport of its own.
+// The transport caches cluster metadata for 30 s and refreshes it only on
+// that timer, not when a broker answers "not leader": code that must follow
+// a moved leader at once asks for a new client (replyStore.renew).
+func newKafkaClient(brokers []string, cfg commonConfig) *kafka.Client {
+	tr := &kafka.Transport{
+		DialTimeout: cfg.dialTimeout,
+		ClientID:    cfg.clientID,
+		TLS:         cfg.tls,
+		SASL:        cfg.sasl,
+		MetadataTTL: 30 * time.Second,
+	}
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: 30 * time.Second}
 }
 
 // ping checks that a broker answers.

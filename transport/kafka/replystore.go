@@ -87,8 +87,29 @@ type replyStore struct {
 
 	mu    sync.Mutex
 	parts map[topicPartition]*storePart
+	// kc reads the store; renew replaces it with one of fresh metadata.
+	kc      atomic.Pointer[kafka.Client]
+	renewed atomic.Int64 // unix nanoseconds of the last renew
 
 	hits, saveFailed atomic.Int64
+}
+
+// client returns the kafka-go client the store is read with.
+func (st *replyStore) client() *kafka.Client { return st.kc.Load() }
+
+// renew gives the store a client with fresh metadata, after a read failed
+// in a way a moved leader or a restarted broker explains.
+// Many calls failing at once renew it once per 100 ms.
+func (st *replyStore) renew() {
+	now := time.Now().UnixNano()
+	last := st.renewed.Load()
+	if now-last < int64(100*time.Millisecond) || !st.renewed.CompareAndSwap(last, now) {
+		return
+	}
+	old := st.kc.Swap(newKafkaClient(st.b.brokers, st.b.cfg))
+	if tr, ok := old.Transport.(*kafka.Transport); ok {
+		tr.CloseIdleConnections()
+	}
 }
 
 // storePart is what this instance has read of one store partition.
@@ -105,7 +126,9 @@ type storedReply struct {
 }
 
 func newReplyStore(b *base, mem *dispatch.Dedup) *replyStore {
-	return &replyStore{b: b, retention: b.cfg.replyRetention, logger: b.cfg.logger, mem: mem, parts: map[topicPartition]*storePart{}}
+	st := &replyStore{b: b, retention: b.cfg.replyRetention, logger: b.cfg.logger, mem: mem, parts: map[topicPartition]*storePart{}}
+	st.kc.Store(newKafkaClient(b.brokers, b.cfg))
+	return st
 }
 
 // storedBody is the response of a stored reply: protobuf bytes, written as
@@ -136,6 +159,7 @@ func (st *replyStore) do(ctx context.Context, service, method, key, requestID st
 			if err == nil || !retriable(err) || rctx.Err() != nil {
 				break
 			}
+			st.renew()
 			select {
 			case <-rctx.Done():
 			case <-time.After(retryBackoff(attempt)):
@@ -223,7 +247,7 @@ func (st *replyStore) lookup(ctx context.Context, topic string, partition int, s
 }
 
 func (st *replyStore) offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
-	resp, err := st.b.kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+	resp, err := st.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)},
 	}})
 	if err != nil {
@@ -242,7 +266,7 @@ func (st *replyStore) offsets(ctx context.Context, topic string, partition int) 
 
 // fetch reads one batch of the partition from p.next and applies it.
 func (st *replyStore) fetch(ctx context.Context, topic string, partition int, p *storePart, end int64) error {
-	resp, err := st.b.kc.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: p.next, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
+	resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: p.next, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
 	if err != nil {
 		return fmt.Errorf("read %s partition %d: %w", topic, partition, err)
 	}
