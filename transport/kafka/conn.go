@@ -93,20 +93,8 @@ func newKafkaClient(brokers []string, cfg commonConfig) *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: 30 * time.Second}
 }
 
-// ping checks that a broker answers.
-func (b *base) ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.dialTimeout)
-	defer cancel()
-	conn, err := b.dialer.DialContext(ctx, "tcp", b.prod.broker())
-	if err == nil {
-		_, err = conn.ApiVersions()
-		_ = conn.Close()
-	}
-	if err != nil {
-		return fmt.Errorf("kafka: cannot reach brokers %s: %w: check the addresses, that a broker is running, and the TLS/SASL settings", strings.Join(b.brokers, ","), err)
-	}
-	return nil
-}
+// ping checks that a broker answers, within the dial timeout per broker.
+func (b *base) ping(ctx context.Context) error { return b.pingWithin(ctx, b.cfg.dialTimeout) }
 
 // requestTopic returns the request topic of a service: its contract's, or
 // the default name (a client refuses calls without a contract before it

@@ -434,13 +434,7 @@ func (cw *connWriter) writeBatch(batch []*pendingRecord) {
 	var err error
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		latest := time.Time{}
-		for _, b := range batch {
-			if b.deadline.After(latest) {
-				latest = b.deadline
-			}
-		}
-		err = cw.write(batch, latest)
+		err = cw.write(batch, latestDeadline(batch))
 		if err == nil || !(retriable(err) || missingWithinGrace(err, start)) {
 			break
 		}
@@ -448,13 +442,9 @@ func (cw *connWriter) writeBatch(batch []*pendingRecord) {
 		// and wait, at most until the last of them gives up, to try again.
 		now := time.Now()
 		kept := batch[:0]
-		last := time.Time{}
 		for _, b := range batch {
 			if now.Before(b.deadline) {
 				kept = append(kept, b)
-				if b.deadline.After(last) {
-					last = b.deadline
-				}
 			} else {
 				finish(b, fmt.Errorf("%w (written %d times until the deadline)", err, attempt))
 			}
@@ -463,7 +453,7 @@ func (cw *connWriter) writeBatch(batch []*pendingRecord) {
 		if len(batch) == 0 {
 			return
 		}
-		wait := min(retryBackoff(attempt), last.Sub(now))
+		wait := min(retryBackoff(attempt), latestDeadline(batch).Sub(now))
 		p.retries.Add(1)
 		if attempt == 1 || attempt%20 == 0 {
 			p.logger.Debug("kafka: write failed; writing again", "topic", cw.tp.topic, "partition", cw.tp.partition, "attempt", attempt, "error", err)
@@ -484,6 +474,17 @@ func (cw *connWriter) writeBatch(batch []*pendingRecord) {
 	for _, b := range batch {
 		finish(b, err)
 	}
+}
+
+// latestDeadline returns the latest deadline of the records in batch.
+func latestDeadline(batch []*pendingRecord) time.Time {
+	var latest time.Time
+	for _, b := range batch {
+		if b.deadline.After(latest) {
+			latest = b.deadline
+		}
+	}
+	return latest
 }
 
 // write sends batch once, dialling the partition's leader first when there

@@ -64,7 +64,7 @@ func leadersReady(ctx context.Context, b *base, topics []string) error {
 	return nil
 }
 
-// pingWithin is ping with its own bound.
+// pingWithin checks that a broker answers, each try bounded by d.
 func (b *base) pingWithin(ctx context.Context, d time.Duration) error {
 	var err error
 	// Every configured broker may be asked: one that is down must not make
@@ -100,10 +100,9 @@ func (b *base) pingAddr(ctx context.Context, addr string, d time.Duration) error
 type membership struct {
 	group  string
 	joined atomic.Bool
-	// since is when joined last changed (unix nanoseconds).
-	since atomic.Int64
-	// owned is what the sticky balancer tells the group's leader.
-	owned ownership
+	// owned is the partitions the reader was last assigned, which the
+	// sticky balancer tells the group's leader.
+	owned atomic.Pointer[[]int]
 	// member is the member id the reader last joined under; removing
 	// holds the ids being removed (see removeStaleMember).
 	member   atomic.Value // string
@@ -118,15 +117,10 @@ func (m *membership) lastMember() string {
 
 // ownedPartitions returns the partitions the reader was last assigned.
 func (m *membership) ownedPartitions() []int {
-	m.owned.mu.Lock()
-	defer m.owned.mu.Unlock()
-	return append([]int(nil), m.owned.owned...)
-}
-
-func (m *membership) set(joined bool) {
-	if m.joined.Swap(joined) != joined {
-		m.since.Store(time.Now().UnixNano())
+	if p := m.owned.Load(); p != nil {
+		return *p
 	}
+	return nil
 }
 
 // observe reads one kafka-go log line (format and arguments).
@@ -134,14 +128,12 @@ func (m *membership) observe(msg string, args ...any) {
 	switch {
 	case strings.HasPrefix(msg, "subscribed to topics and partitions"):
 		owned := ownedFromLog(fmt.Sprintf(msg, args...))
-		m.owned.mu.Lock()
-		m.owned.owned = owned
-		m.owned.mu.Unlock()
-		m.set(true)
+		m.owned.Store(&owned)
+		m.joined.Store(true)
 	case strings.HasPrefix(msg, "stopped heartbeat for group"),
 		strings.HasPrefix(msg, "Failed to join group"),
 		strings.HasPrefix(msg, "Unable to establish connection to consumer group coordinator"):
-		m.set(false)
+		m.joined.Store(false)
 	}
 }
 

@@ -440,14 +440,11 @@ func (s *Server) handle(m kafka.Message, done func()) {
 		// reach the caller in time: running it would only add an effect
 		// nobody hears of.
 		s.stats.expired.Add(1)
-		s.cfg.logger.Info("kafka: request expired while waiting; not executed", "method", h.method, "id", h.id, "request_id", h.requestID(), "late_by", now.Sub(h.deadline).String())
+		s.cfg.logger.Info("kafka: request expired while waiting, or too close to its deadline to answer; not executed", "method", h.method, "id", h.id, "request_id", h.requestID(), "late_by", now.Sub(h.deadline).String())
 		done()
 		return
 	}
-	deadline := h.deadline
-	if deadline.IsZero() {
-		deadline = now.Add(s.contracts.MethodTimeout(h.method, s.cfg.defaultTimeout))
-	}
+	deadline := s.callDeadline(h, now)
 	if !s.seen.add(h.id, deadline) {
 		// The same request again: the first one's reply answers the
 		// caller. Running it twice is what must not happen.
@@ -478,6 +475,15 @@ func (s *Server) handle(m kafka.Message, done func()) {
 		res = s.disp.Call(ctx, method, h.idempotencyKey, dispatch.Decode(m.Value))
 	}
 	s.replyThen(h, res, done)
+}
+
+// callDeadline is the deadline of the call h belongs to: the caller's, or
+// the method's timeout from now when the request carries none.
+func (s *Server) callDeadline(h requestHeaders, now time.Time) time.Time {
+	if !h.deadline.IsZero() {
+		return h.deadline
+	}
+	return now.Add(s.contracts.MethodTimeout(h.method, s.cfg.defaultTimeout))
 }
 
 // maxReplyMargin caps replyMargin.
@@ -534,10 +540,7 @@ func (s *Server) replyThen(h requestHeaders, res dispatch.Result, then func()) {
 	msg := kafka.Message{Value: body, Headers: replyHeaders(h, st, res.Header, res.Trailer)}
 	// The reply is written again after retriable failures for as long as
 	// the caller waits for it.
-	deadline := h.deadline
-	if deadline.IsZero() {
-		deadline = time.Now().Add(s.contracts.MethodTimeout(h.method, s.cfg.defaultTimeout))
-	}
+	deadline := s.callDeadline(h, time.Now())
 	s.prod.sendThen(h.replyTo, 0, msg, deadline, replyTimeout, func(err error) {
 		if errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) {
 			// Tell the caller instead of leaving it to time out; off the

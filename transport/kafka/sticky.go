@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"sync"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -135,10 +134,4 @@ func ownedFromLog(line string) []int {
 	}
 	sort.Ints(out)
 	return out
-}
-
-// ownership is the partitions a group reader was last assigned.
-type ownership struct {
-	mu    sync.Mutex
-	owned []int
 }
