@@ -32,7 +32,12 @@ tools: $(BUF) ## Install buf (npm, into .cache) and fetch google/api protos (int
 	@$(BUF) --version | grep -qx '$(BUF_VERSION)' || npm install --no-save --no-audit --no-fund --loglevel=error --prefix .cache/buf @bufbuild/buf@$(BUF_VERSION)
 	@scripts/fetch-googleapis.sh
 
+# The plugin is built from this module, which imports the Go code of
+# purista/v1/options.proto: that code is generated first, alone, so that a
+# new option can be used by the plugin that the full run then builds.
+BOOTSTRAP_TEMPLATE := {"version":"v2","plugins":[{"local":["go","tool","-modfile=tools/go.mod","protoc-gen-go"],"out":"gen","opt":"paths=source_relative"}]}
 generate: tools contracts-deps ## Regenerate gen/ from proto/ and examples/contracts/gen/ from the example contracts.
+	$(BUF) generate --template '$(BOOTSTRAP_TEMPLATE)' --path proto/purista/v1/options.proto
 	$(BUF) generate
 	go test ./protoc-gen-purista -run '^TestGolden$$' -count=1 -update # plugin golden files
 	cd $(CONTRACTS) && ../../$(BUF) generate # the example contracts: a buf workspace of their own

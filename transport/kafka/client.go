@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/internal/dispatch"
 )
 
@@ -24,24 +25,20 @@ type clientConfig struct {
 	commonConfig
 	interceptors   []grpc.UnaryClientInterceptor
 	replyRetention time.Duration
-	retry          retryPolicy
+	retry          *purista.RetryPolicy // WithRetry; nil: the default
 }
 
-// retryPolicy is how a client retries keyed calls (WithRetry).
-type retryPolicy struct {
-	attempts   int
-	first, max time.Duration
-}
-
-var defaultRetry = retryPolicy{attempts: 5, first: 50 * time.Millisecond, max: time.Second}
-
-// backoff is the wait before try n+1, after try n failed.
-func (p retryPolicy) backoff(n int) time.Duration {
-	d := p.first
-	for i := 1; i < n && d < p.max; i++ {
-		d *= 2
+// retryPolicy is how a keyed call of method m (nil when the contracts do
+// not describe it) is retried: as its contract says, else as WithRetry
+// says, else the default.
+func (c *ClientConn) retryPolicy(m *purista.Method) purista.RetryPolicy {
+	switch {
+	case m != nil && m.Retry != nil:
+		return *m.Retry
+	case c.cfg.retry != nil:
+		return *c.cfg.retry
 	}
-	return min(d, p.max)
+	return purista.DefaultRetryPolicy()
 }
 
 // IdempotencyKey names the logical operation of one call, as the
@@ -112,7 +109,7 @@ var _ grpc.ClientConnInterface = (*ClientConn)(nil)
 // starts reading it. When Dial returns, replies to any call made through the
 // ClientConn will be received.
 func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientConn, error) {
-	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour, retry: defaultRetry}
+	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour}
 	for _, o := range opts {
 		o.applyClient(&cfg)
 	}
@@ -305,7 +302,8 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 		idemKey = dispatch.IdempotencyKey(md)
 	}
 	var key []byte
-	if _, m, ok := c.contracts.Method(method); ok {
+	_, m, _ := c.contracts.Method(method)
+	if m != nil {
 		if m.PartitionKey != nil {
 			key = m.PartitionKey(req)
 		}
@@ -321,14 +319,15 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 		// answers the retry, or waits for its run to end.
 		key = []byte(idemKey)
 	}
+	policy := c.retryPolicy(m)
 	for try := 1; ; try++ {
 		err := c.send(ctx, method, svc, body, key, idemKey, md, out, opts)
-		if idemKey == "" || try >= c.cfg.retry.attempts || status.Code(err) != codes.Unavailable {
+		if idemKey == "" || try >= policy.MaxAttempts || status.Code(err) != codes.Unavailable {
 			return err
 		}
 		// A keyed call may run again safely: the server answers a key it
 		// ran with the stored reply. Unkeyed calls never come here.
-		wait := c.cfg.retry.backoff(try)
+		wait := policy.Backoff(try)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			return err
 		}
