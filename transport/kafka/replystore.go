@@ -92,6 +92,7 @@ type replyStore struct {
 	renewed atomic.Int64 // unix nanoseconds of the last renew
 
 	hits, saveFailed atomic.Int64
+	catchUps         atomic.Int64 // reads of a partition to its end (catchUp rounds)
 }
 
 // client returns the kafka-go client the store is read with.
@@ -117,6 +118,18 @@ type storePart struct {
 	mu      sync.Mutex
 	next    int64 // the next offset to read
 	entries map[string]storedReply
+	// Reads of the partition to its end run one at a time; a look-up that
+	// comes while one runs joins the next, which starts when the running
+	// one ends (catchUp).
+	running bool
+	pending *catchUpRound
+}
+
+// catchUpRound is one read of a store partition to its end, shared by the
+// look-ups that joined it before it started.
+type catchUpRound struct {
+	done chan struct{}
+	err  error
 }
 
 type storedReply struct {
@@ -221,20 +234,11 @@ func (st *replyStore) part(topic string, partition int) *storePart {
 // rebalance moved the key here) is never missed.
 func (st *replyStore) lookup(ctx context.Context, topic string, partition int, sk string) (storedReply, bool, error) {
 	p := st.part(topic, partition)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	first, end, err := st.offsets(ctx, topic, partition)
-	if err != nil {
+	if err := st.catchUp(ctx, topic, partition, p); err != nil {
 		return storedReply{}, false, err
 	}
-	if p.next < first {
-		p.next = first
-	}
-	for p.next < end {
-		if err := st.fetch(ctx, topic, partition, p, end); err != nil {
-			return storedReply{}, false, err
-		}
-	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	e, ok := p.entries[sk]
 	if !ok {
 		return storedReply{}, false, nil
@@ -244,6 +248,98 @@ func (st *replyStore) lookup(ctx context.Context, topic string, partition int, s
 		return storedReply{}, false, nil
 	}
 	return e, true, nil
+}
+
+// catchUp returns once the partition was read to an end that the broker
+// reported after catchUp was called: every reply stored before that is in
+// p.entries. Look-ups that come together share one read — a round starts
+// only after the one before it ended, so its end is new to each of them —
+// and a burst of keyed calls costs a round trip per round, not per call.
+func (st *replyStore) catchUp(ctx context.Context, topic string, partition int, p *storePart) error {
+	p.mu.Lock()
+	r := p.pending
+	if r == nil {
+		r = &catchUpRound{done: make(chan struct{})}
+		p.pending = r
+	}
+	lead := !p.running
+	if lead {
+		p.running, p.pending = true, nil
+	}
+	p.mu.Unlock()
+	if lead {
+		st.runCatchUp(topic, partition, p, r)
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runCatchUp runs round r, then hands the round that gathered meanwhile,
+// if any, to a goroutine of its own, so that the caller that ran r is not
+// kept serving others.
+func (st *replyStore) runCatchUp(topic string, partition int, p *storePart, r *catchUpRound) {
+	st.catchUps.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), storeReadTimeout)
+	r.err = st.readToEnd(ctx, topic, partition, p)
+	cancel()
+	close(r.done)
+	p.mu.Lock()
+	next := p.pending
+	p.pending = nil
+	p.running = next != nil
+	p.mu.Unlock()
+	if next != nil {
+		go st.runCatchUp(topic, partition, p, next)
+	}
+}
+
+// readToEnd fetches the partition from p.next up to its high watermark
+// and applies what it reads. A fetch that wants no minimum of bytes is
+// answered at once, with the high watermark, so reading nothing new costs
+// one round trip.
+func (st *replyStore) readToEnd(ctx context.Context, topic string, partition int, p *storePart) error {
+	for {
+		p.mu.Lock()
+		from := p.next
+		p.mu.Unlock()
+		resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: from, MinBytes: 0, MaxBytes: 8 << 20, MaxWait: storeReadTimeout})
+		if err == nil {
+			err = resp.Error
+		}
+		if errors.Is(err, kafka.OffsetOutOfRange) {
+			// Deleted by the retention (or the topic made anew): go on
+			// from where the partition starts now.
+			first, end, err := st.offsets(ctx, topic, partition)
+			if err != nil {
+				return err
+			}
+			p.mu.Lock()
+			if p.next < first || p.next > end {
+				p.next = first
+			}
+			p.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s partition %d: %w", topic, partition, err)
+		}
+		p.mu.Lock()
+		read, err := st.apply(topic, partition, p, resp)
+		if err == nil && read == 0 && p.next < resp.HighWatermark {
+			// Nothing readable below the high watermark: compaction
+			// removed it.
+			p.next = resp.HighWatermark
+		}
+		caughtUp := p.next >= resp.HighWatermark
+		p.mu.Unlock()
+		if err != nil || caughtUp {
+			return err
+		}
+	}
 }
 
 func (st *replyStore) offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
@@ -264,26 +360,20 @@ func (st *replyStore) offsets(ctx context.Context, topic string, partition int) 
 	return 0, 0, fmt.Errorf("list offsets of %s partition %d: the broker returned none", topic, partition)
 }
 
-// fetch reads one batch of the partition from p.next and applies it.
-func (st *replyStore) fetch(ctx context.Context, topic string, partition int, p *storePart, end int64) error {
-	resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: p.next, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
-	if err != nil {
-		return fmt.Errorf("read %s partition %d: %w", topic, partition, err)
-	}
-	if resp.Error != nil {
-		return fmt.Errorf("read %s partition %d: %w", topic, partition, resp.Error)
-	}
+// apply keeps the stored replies of a fetch response in p.entries and
+// returns how many records it read. p.mu is held.
+func (st *replyStore) apply(topic string, partition int, p *storePart, resp *kafka.FetchResponse) (int, error) {
 	read := 0
 	for {
 		r, err := resp.Records.ReadRecord()
 		if errors.Is(err, io.EOF) {
-			break
+			return read, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read %s partition %d: %w", topic, partition, err)
+			return read, fmt.Errorf("read %s partition %d: %w", topic, partition, err)
 		}
 		if r.Offset < p.next {
-			continue // a batch may start before the offset asked for
+			continue // a batch may start before the offset asked for, or was read meanwhile
 		}
 		p.next = r.Offset + 1
 		read++
@@ -304,14 +394,6 @@ func (st *replyStore) fetch(ctx context.Context, topic string, partition int, p 
 		}
 		p.entries[string(key)] = storedReply{value: value, headers: append([]kafka.Header(nil), r.Headers...), at: r.Time}
 	}
-	if read == 0 {
-		if resp.HighWatermark < end {
-			return fmt.Errorf("read %s partition %d: no records from offset %d, high watermark %d below %d", topic, partition, p.next, resp.HighWatermark, end)
-		}
-		// Compaction removed the records up to end.
-		p.next = end
-	}
-	return nil
 }
 
 func readBytes(b kafka.Bytes) ([]byte, error) {
@@ -329,12 +411,18 @@ func (st *replyStore) save(topic string, partition int, sk, method, key, request
 	value, headers := storedRecord(method, key, requestID, res)
 	ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
 	defer cancel()
-	if err := st.b.prod.send(ctx, topic, partition, kafka.Message{Key: []byte(sk), Value: value, Headers: headers}); err != nil {
+	offset, err := st.b.prod.sendAt(ctx, topic, partition, kafka.Message{Key: []byte(sk), Value: value, Headers: headers})
+	if err != nil {
 		return err
 	}
 	p := st.part(topic, partition)
 	p.mu.Lock()
 	p.entries[sk] = storedReply{value: value, headers: headers, at: time.Now()}
+	if p.next == offset {
+		// Everything before the record was read and the record is the
+		// entry just kept: the next look-up need not fetch it back.
+		p.next = offset + 1
+	}
 	p.mu.Unlock()
 	return nil
 }
