@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -115,9 +116,15 @@ func (st *replyStore) renew() {
 
 // storePart is what this instance has read of one store partition.
 type storePart struct {
-	mu      sync.Mutex
-	next    int64 // the next offset to read
-	entries map[string]storedReply
+	mu   sync.Mutex
+	next int64 // the next offset to read
+	// index maps the keys stored in the partition to their offsets. It
+	// holds no reply, and no pointer for the garbage collector to follow:
+	// about 40 bytes a key. Keys stay at least the retention, at most
+	// twice as long: index is replaced by a new map every retention,
+	// older keeping the one before (rotate).
+	index, older map[storeHash]int64
+	rotated      time.Time
 	// Reads of the partition to its end run one at a time; a look-up that
 	// comes while one runs joins the next, which starts when the running
 	// one ends (catchUp).
@@ -221,7 +228,7 @@ func (st *replyStore) part(topic string, partition int) *storePart {
 	tp := topicPartition{topic: topic, partition: partition}
 	p := st.parts[tp]
 	if p == nil {
-		p = &storePart{entries: map[string]storedReply{}}
+		p = &storePart{index: map[storeHash]int64{}, rotated: time.Now()}
 		st.parts[tp] = p
 	}
 	return p
@@ -237,22 +244,89 @@ func (st *replyStore) lookup(ctx context.Context, topic string, partition int, s
 	if err := st.catchUp(ctx, topic, partition, p); err != nil {
 		return storedReply{}, false, err
 	}
+	h := hashStoreKey(sk)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, ok := p.entries[sk]
+	offset, ok := p.index[h]
+	if !ok {
+		offset, ok = p.older[h]
+	}
+	p.mu.Unlock()
 	if !ok {
 		return storedReply{}, false, nil
 	}
-	if time.Since(e.at) > st.retention {
-		delete(p.entries, sk)
-		return storedReply{}, false, nil
+	r, found, err := st.readAt(ctx, topic, partition, offset, sk)
+	if err != nil || !found || time.Since(r.at) > st.retention {
+		return storedReply{}, false, err
 	}
-	return e, true, nil
+	return r, true, nil
+}
+
+// readAt reads the stored reply of sk at offset. It is not found when the
+// record there is gone or another key's (a hash shared by two keys).
+func (st *replyStore) readAt(ctx context.Context, topic string, partition int, offset int64, sk string) (storedReply, bool, error) {
+	resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: offset, MinBytes: 0, MaxBytes: 8 << 20, MaxWait: storeReadTimeout})
+	if err == nil {
+		err = resp.Error
+	}
+	if errors.Is(err, kafka.OffsetOutOfRange) {
+		return storedReply{}, false, nil // deleted by the retention
+	}
+	if err != nil {
+		return storedReply{}, false, fmt.Errorf("read %s partition %d at offset %d: %w", topic, partition, offset, err)
+	}
+	for {
+		r, err := resp.Records.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return storedReply{}, false, nil
+		}
+		if err != nil {
+			return storedReply{}, false, fmt.Errorf("read %s partition %d at offset %d: %w", topic, partition, offset, err)
+		}
+		if r.Offset < offset {
+			continue
+		}
+		if r.Offset > offset {
+			return storedReply{}, false, nil // compacted away
+		}
+		key, kerr := readBytes(r.Key)
+		value, verr := readBytes(r.Value)
+		if kerr != nil || verr != nil || string(key) != sk {
+			return storedReply{}, false, nil
+		}
+		if _, ok := headerValue(r.Headers, hdrStatus); !ok {
+			return storedReply{}, false, nil
+		}
+		return storedReply{value: value, headers: r.Headers, at: r.Time}, true, nil
+	}
+}
+
+// storeHash is a stored reply's key as the index keeps it: 128 bits of its
+// SHA-256, so that two keys sharing one is not a case to plan for.
+type storeHash [16]byte
+
+func hashStoreKey(sk string) storeHash {
+	sum := sha256.Sum256([]byte(sk))
+	return storeHash(sum[:16])
+}
+
+// indexLocked records that sk is stored at offset, or with a tombstone
+// (stored false) that it is not; p.mu is held.
+func (st *replyStore) indexLocked(p *storePart, sk []byte, offset int64, stored bool) {
+	if now := time.Now(); now.Sub(p.rotated) > st.retention {
+		p.older, p.index, p.rotated = p.index, make(map[storeHash]int64, len(p.index)), now
+	}
+	h := hashStoreKey(string(sk))
+	if !stored {
+		delete(p.index, h)
+		delete(p.older, h)
+		return
+	}
+	p.index[h] = offset
 }
 
 // catchUp returns once the partition was read to an end that the broker
 // reported after catchUp was called: every reply stored before that is in
-// p.entries. Look-ups that come together share one read — a round starts
+// the index. Look-ups that come together share one read — a round starts
 // only after the one before it ended, so its end is new to each of them —
 // and a burst of keyed calls costs a round trip per round, not per call.
 func (st *replyStore) catchUp(ctx context.Context, topic string, partition int, p *storePart) error {
@@ -360,7 +434,7 @@ func (st *replyStore) offsets(ctx context.Context, topic string, partition int) 
 	return 0, 0, fmt.Errorf("list offsets of %s partition %d: the broker returned none", topic, partition)
 }
 
-// apply keeps the stored replies of a fetch response in p.entries and
+// apply indexes the stored replies of a fetch response and
 // returns how many records it read. p.mu is held.
 func (st *replyStore) apply(topic string, partition int, p *storePart, resp *kafka.FetchResponse) (int, error) {
 	read := 0
@@ -377,22 +451,17 @@ func (st *replyStore) apply(topic string, partition int, p *storePart, resp *kaf
 		}
 		p.next = r.Offset + 1
 		read++
-		key, kerr := readBytes(r.Key)
-		value, verr := readBytes(r.Value)
-		if kerr != nil || verr != nil || len(key) == 0 {
+		if r.Value != nil {
+			r.Value.Close() // the index needs only the key
+		}
+		key, err := readBytes(r.Key)
+		if err != nil || len(key) == 0 {
 			continue // not a stored reply: nothing to answer with
 		}
-		if _, ok := headerValue(r.Headers, hdrStatus); !ok {
-			delete(p.entries, string(key)) // a tombstone, or a foreign record
-			continue
-		}
-		if time.Since(r.Time) > st.retention {
-			// Expired, and about to be deleted by the broker: keeping it
-			// would only hold memory.
-			delete(p.entries, string(key))
-			continue
-		}
-		p.entries[string(key)] = storedReply{value: value, headers: append([]kafka.Header(nil), r.Headers...), at: r.Time}
+		_, stored := headerValue(r.Headers, hdrStatus) // none: a tombstone, or a foreign record
+		// Expired records are about to be deleted by the broker: indexing
+		// them would only hold memory.
+		st.indexLocked(p, key, r.Offset, stored && time.Since(r.Time) <= st.retention)
 	}
 }
 
@@ -405,8 +474,7 @@ func readBytes(b kafka.Bytes) ([]byte, error) {
 }
 
 // save writes the result of a call as the stored reply of its key, and
-// keeps it in the partition's entries so that this instance does not have
-// to read it back.
+// indexes it, so that this instance does not have to read it back.
 func (st *replyStore) save(topic string, partition int, sk, method, key, requestID string, res dispatch.Result) error {
 	value, headers := storedRecord(method, key, requestID, res)
 	ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
@@ -417,7 +485,7 @@ func (st *replyStore) save(topic string, partition int, sk, method, key, request
 	}
 	p := st.part(topic, partition)
 	p.mu.Lock()
-	p.entries[sk] = storedReply{value: value, headers: headers, at: time.Now()}
+	st.indexLocked(p, []byte(sk), offset, true)
 	if p.next == offset {
 		// Everything before the record was read and the record is the
 		// entry just kept: the next look-up need not fetch it back.

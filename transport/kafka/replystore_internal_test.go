@@ -123,3 +123,32 @@ func TestReplyStoreCatchUp(t *testing.T) {
 		t.Logf("%d concurrent look-ups read the partition %d times", n, rounds)
 	}
 }
+
+// The index keeps a key at least the retention and at most twice as long,
+// and a tombstone removes it.
+func TestReplyStoreIndexRotates(t *testing.T) {
+	st := &replyStore{retention: 50 * time.Millisecond}
+	p := &storePart{index: map[storeHash]int64{}, rotated: time.Now()}
+	has := func(k string) bool {
+		h := hashStoreKey(k)
+		_, a := p.index[h]
+		_, b := p.older[h]
+		return a || b
+	}
+	st.indexLocked(p, []byte("/s/M a"), 1, true)
+	st.indexLocked(p, []byte("/s/M b"), 2, true)
+	st.indexLocked(p, []byte("/s/M b"), 3, false)
+	if !has("/s/M a") || has("/s/M b") {
+		t.Fatalf("after storing a and b and a tombstone of b: a %v, b %v; want a only", has("/s/M a"), has("/s/M b"))
+	}
+	time.Sleep(60 * time.Millisecond)
+	st.indexLocked(p, []byte("/s/M c"), 4, true) // rotates: a is older
+	if !has("/s/M a") || !has("/s/M c") {
+		t.Fatalf("one retention later: a %v, c %v; want both", has("/s/M a"), has("/s/M c"))
+	}
+	time.Sleep(60 * time.Millisecond)
+	st.indexLocked(p, []byte("/s/M d"), 5, true) // rotates again: a is gone
+	if has("/s/M a") || !has("/s/M c") || !has("/s/M d") {
+		t.Errorf("two retentions later: a %v, c %v, d %v; want c and d only", has("/s/M a"), has("/s/M c"), has("/s/M d"))
+	}
+}
