@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"time"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -77,6 +78,21 @@ type Method struct {
 	// Retry is how clients retry a keyed call of the method, from the
 	// contract's (purista.v1.method).retry; nil leaves it to the client.
 	Retry *RetryPolicy
+}
+
+// WithIdempotencyKey returns ctx with key as the idempotency key of the
+// calls made with it ("idempotency-key" outgoing metadata), on every
+// transport: a server runs a key's handler once — within its reply store's
+// retention on Kafka, its dedup window in process and over plain gRPC — and
+// answers a repeat with the first reply; Kafka and in-process clients may
+// retry a keyed call after UNAVAILABLE (RetryPolicy). Use a fresh key per
+// logical operation and the same one for every retry of it, such as an
+// HTTP Idempotency-Key.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	md.Set("idempotency-key", key)
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 // RetryPolicy bounds the retries of a call that carries an idempotency key:

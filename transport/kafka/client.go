@@ -28,39 +28,12 @@ type clientConfig struct {
 	retry          *purista.RetryPolicy // WithRetry; nil: the default
 }
 
-// retryPolicy is how a keyed call of method m (nil when the contracts do
-// not describe it) is retried: as its contract says, else as WithRetry
-// says, else the default.
-func (c *ClientConn) retryPolicy(m *purista.Method) purista.RetryPolicy {
-	switch {
-	case m != nil && m.Retry != nil:
-		return *m.Retry
-	case c.cfg.retry != nil:
-		return *c.cfg.retry
-	}
-	return purista.DefaultRetryPolicy()
-}
-
 // IdempotencyKey names the logical operation of one call, as the
 // "idempotency-key" outgoing metadata does: a server with a reply store
 // runs the handler once per key within the store's retention, and the
 // client may retry the call (WithRetry). Use a fresh key per operation and
 // the same one for every retry of it, such as an HTTP Idempotency-Key.
-func IdempotencyKey(key string) grpc.CallOption { return idempotencyKeyOption{key: key} }
-
-type idempotencyKeyOption struct {
-	grpc.EmptyCallOption
-	key string
-}
-
-func callIdempotencyKey(opts []grpc.CallOption) string {
-	for _, o := range opts {
-		if k, ok := o.(idempotencyKeyOption); ok {
-			return k.key
-		}
-	}
-	return ""
-}
+func IdempotencyKey(key string) grpc.CallOption { return dispatch.KeyCallOption{Key: key} }
 
 // ClientConn sends calls as request records and receives their replies on
 // a reply topic of its own. It is safe for concurrent use.
@@ -297,21 +270,11 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 		return status.Errorf(codes.Internal, "call %s: marshal request: %v", method, err)
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
-	idemKey := callIdempotencyKey(opts)
-	if idemKey == "" {
-		idemKey = dispatch.IdempotencyKey(md)
-	}
-	var key []byte
 	_, m, _ := c.contracts.Method(method)
-	if m != nil {
-		if m.PartitionKey != nil {
-			key = m.PartitionKey(req)
-		}
-		if idemKey == "" && m.Idempotent {
-			// One key per logical call, made before the first try: every
-			// retry and redelivery of it is recognised.
-			idemKey = randomHex(16)
-		}
+	idemKey := dispatch.CallKey(opts, md, m)
+	var key []byte
+	if m != nil && m.PartitionKey != nil {
+		key = m.PartitionKey(req)
 	}
 	if len(key) == 0 && idemKey != "" {
 		// Every try of a keyed call goes to the same partition — the one
@@ -319,27 +282,9 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 		// answers the retry, or waits for its run to end.
 		key = []byte(idemKey)
 	}
-	policy := c.retryPolicy(m)
-	for try := 1; ; try++ {
-		err := c.send(ctx, method, svc, body, key, idemKey, md, out, opts)
-		if idemKey == "" || try >= policy.MaxAttempts || status.Code(err) != codes.Unavailable {
-			return err
-		}
-		// A keyed call may run again safely: the server answers a key it
-		// ran with the stored reply. Unkeyed calls never come here.
-		wait := policy.Backoff(try)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			return err
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return err
-		case <-c.done:
-			return err
-		}
-		c.stats.retries.Add(1)
-	}
+	return dispatch.RetryKeyed(ctx, idemKey != "", dispatch.RetryPolicy(m, c.cfg.retry), c.done, func() error {
+		return c.send(ctx, method, svc, body, key, idemKey, md, out, opts)
+	}, func() { c.stats.retries.Add(1) })
 }
 
 // send makes one try of a unary call: it writes the request record and
