@@ -28,7 +28,7 @@ help: ## Show this list.
 $(BUF):
 	npm install --no-save --no-audit --no-fund --loglevel=error --prefix .cache/buf @bufbuild/buf@$(BUF_VERSION)
 
-tools: $(BUF) ## Install buf (npm, into .cache) and fetch google/api protos (into third_party).
+tools: $(BUF) ## Install buf (npm, into .cache) and fetch google/api and buf/validate protos (into third_party).
 	@$(BUF) --version | grep -qx '$(BUF_VERSION)' || npm install --no-save --no-audit --no-fund --loglevel=error --prefix .cache/buf @bufbuild/buf@$(BUF_VERSION)
 	@scripts/fetch-googleapis.sh
 
@@ -38,12 +38,14 @@ generate: tools contracts-deps ## Regenerate gen/ from proto/ and examples/contr
 	cd $(CONTRACTS) && ../../$(BUF) generate # the example contracts: a buf workspace of their own
 
 # The example contracts import purista/v1/options.proto (a committed copy of
-# proto/'s, kept current here) and google/api (fetched, ignored by git).
+# proto/'s, kept current here), google/api and buf/validate (fetched,
+# ignored by git).
 contracts-deps: tools
 	@install -D -m 0644 proto/purista/v1/options.proto $(CONTRACTS)/third_party/purista/v1/options.proto
 	@for f in annotations.proto http.proto; do \
 		install -D -m 0644 third_party/googleapis/google/api/$$f $(CONTRACTS)/third_party/google/api/$$f; \
 	done
+	@install -D -m 0644 third_party/protovalidate/buf/validate/validate.proto $(CONTRACTS)/third_party/buf/validate/validate.proto
 
 check-generated: generate ## Fail if regenerating changes the tree (run on a clean tree).
 	@if [ -n "$$(git status --porcelain)" ]; then \
