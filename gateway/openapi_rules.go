@@ -18,6 +18,7 @@ type apiOp struct {
 	service, method string // full service name, short method name
 	in              protoreflect.MessageDescriptor
 	body            string // "*", a field name, or "" for no body
+	stream          bool   // server-streaming
 }
 
 // contractOps finds the request message of every HTTP binding of services,
@@ -36,7 +37,7 @@ func contractOps(services []Service) map[string]apiOp {
 				continue
 			}
 			for _, h := range m.HTTP {
-				out[strings.ToLower(h.Method)+" "+pathShape(h.Pattern)] = apiOp{service: s.Contract.Name, method: m.Name, in: md.Input(), body: h.Body}
+				out[strings.ToLower(h.Method)+" "+pathShape(h.Pattern)] = apiOp{service: s.Contract.Name, method: m.Name, in: md.Input(), body: h.Body, stream: m.ServerStreaming}
 			}
 		}
 	}
@@ -51,13 +52,19 @@ func contractOps(services []Service) map[string]apiOp {
 // definitions their fields refer to). A rule with no JSON Schema twin
 // (a CEL expression, prefix, bytes lengths, 64-bit bounds on numbers JSON
 // carries as strings) is enforced all the same but not described.
+// Server-streaming operations produce NDJSON (ContentTypeStream).
 func addRules(doc map[string]any, ops map[string]apiOp) {
 	r := ruleWriter{defs: asMap(doc["definitions"]), done: map[string]bool{}}
 	for path, item := range asMap(doc["paths"]) {
 		for verb, op := range asMap(item) {
 			info, ok := ops[verb+" "+pathShape(path)]
-			if !ok {
+			if !ok || asMap(op) == nil {
 				continue
+			}
+			if info.stream {
+				// A server stream is served as NDJSON, one JSON object per
+				// line; an error before the first message as JSON.
+				asMap(op)["produces"] = []any{ContentTypeStream, "application/json"}
 			}
 			for _, p := range asList(asMap(op)["parameters"]) {
 				param := asMap(p)

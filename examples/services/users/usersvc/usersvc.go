@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -84,6 +85,26 @@ func (s *Server) GetUser(ctx context.Context, req *usersv1.GetUserRequest) (*use
 		return nil, apierr.NotFound("users.v1.User", req.GetUserId())
 	}
 	return &usersv1.GetUserResponse{User: proto.CloneOf(u)}, nil
+}
+
+// ExportUsers streams the users in creation order, up to the request's
+// limit (0: all). The list is copied first, so a slow reader holds no lock.
+func (s *Server) ExportUsers(req *usersv1.ExportUsersRequest, stream grpc.ServerStreamingServer[usersv1.ExportUsersResponse]) error {
+	s.mu.Lock()
+	users := make([]*usersv1.User, 0, len(s.order))
+	for _, id := range s.order {
+		if lim := int(req.GetLimit()); lim > 0 && len(users) == lim {
+			break
+		}
+		users = append(users, proto.CloneOf(s.byID[id]))
+	}
+	s.mu.Unlock()
+	for _, u := range users {
+		if err := stream.Send(&usersv1.ExportUsersResponse{User: u}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ListUsers returns one page of users in creation order. The page token is
