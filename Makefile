@@ -17,7 +17,7 @@ BENCHTIME ?= 1s
 GO_TEST_FLAGS ?=
 export GO_TEST_FLAGS
 
-.PHONY: help tools generate contracts-deps check-generated lint test test-kafka faults fuzz demo bench
+.PHONY: help tools generate contracts-deps check-generated lint test test-kafka faults fuzz client-ts demo bench
 
 help: ## Show this list.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -129,6 +129,14 @@ fuzz: ## Fuzz the gateway's request decoding for FUZZTIME (60s) and print its fi
 	errors=$$(grep -c 'Failing input written to' .cache/fuzz.out || true); \
 	echo; echo "figures:"; echo "figure: http_fuzz_cases $${cases:-0}"; echo "figure: http_fuzz_server_errors $${errors:-0}"; \
 	exit $$rc
+
+# A TypeScript client generated from the example gateway's served OpenAPI 3
+# document (openapi-typescript, type-checked by tsc) and run by Node through
+# openapi-fetch against the example system under `purista dev`
+# (scripts/client-ts.sh; npm packages pinned by
+# examples/client-ts/package-lock.json, installed into .cache/client-ts).
+client-ts: ## Generate the TypeScript client from the served OpenAPI 3 and run it against the example system (Node, npm).
+	@scripts/client-ts.sh
 
 # The example system on the embedded broker, run by `purista dev` from
 # examples/purista.yaml as a user's system is: gateway first, the demo
