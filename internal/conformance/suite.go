@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +60,7 @@ func Run(t *testing.T, newEnv func(t testing.TB) Env) {
 		{"ContractTimeout", testContractTimeout},
 		{"DeadlineExceeded", testDeadlineExceeded},
 		{"Interceptors", testInterceptors},
+		{"Validation", testValidation},
 		{"NoOutgoingLeak", testNoOutgoingLeak},
 		{"UnknownMethod", testUnknownMethod},
 		{"NoContract", testNoContract},
@@ -439,4 +441,50 @@ func testNoOutgoingLeak(t *testing.T, env Env) {
 	if got := impl.LastMetadata().Get("x-caller-only"); len(got) != 1 {
 		t.Fatalf("incoming metadata x-caller-only = %q, want the caller's value", got)
 	}
+}
+
+// testValidation: a request that breaks its contract's protovalidate rules
+// is refused with INVALID_ARGUMENT and a google.rpc.BadRequest detail naming
+// each field, before any interceptor or the handler runs.
+func testValidation(t *testing.T, env Env) {
+	impl := &EchoServer{Name: "s1"}
+	var intercepted atomic.Int64
+	serve(t, env, Options{ServerInterceptors: []grpc.UnaryServerInterceptor{
+		func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			intercepted.Add(1)
+			return h(ctx, req)
+		},
+	}}, impl)
+	c := testingv1.NewEchoServiceClient(env.Client(t, Options{}))
+	_, err := c.Echo(ctxTimeout(t, 20*time.Second), &testingv1.EchoRequest{Message: "long key", Key: strings.Repeat("k", 65)})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "key") {
+		t.Fatalf("Echo with a 65-character key = %v, want INVALID_ARGUMENT naming the field key", err)
+	}
+	if got := FieldViolations(err); !slices.Equal(got, []string{"key: string.max_len"}) {
+		t.Errorf("Echo with a 65-character key: field violations %v, want [key: string.max_len]", got)
+	}
+	_, err = c.Fail(ctxTimeout(t, 20*time.Second), &testingv1.FailRequest{Code: 99})
+	if status.Code(err) != codes.InvalidArgument || len(FieldViolations(err)) != 1 || !strings.HasPrefix(FieldViolations(err)[0], "code: ") {
+		t.Errorf("Fail with code 99 = %v %v, want INVALID_ARGUMENT with one violation of field code", err, FieldViolations(err))
+	}
+	if n, m := impl.Calls(), intercepted.Load(); n != 0 || m != 0 {
+		t.Errorf("invalid requests reached %d handlers and %d interceptors, want none", n, m)
+	}
+	if _, err := c.Echo(ctxTimeout(t, 20*time.Second), &testingv1.EchoRequest{Message: "ok", Key: strings.Repeat("k", 64)}); err != nil {
+		t.Fatalf("Echo with a 64-character key: %v", err)
+	}
+}
+
+// FieldViolations lists the google.rpc.BadRequest field violations of a
+// status error as "field: reason".
+func FieldViolations(err error) []string {
+	var out []string
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				out = append(out, v.GetField()+": "+v.GetReason())
+			}
+		}
+	}
+	return out
 }

@@ -58,14 +58,15 @@ type Method struct {
 }
 
 // NewServer returns an empty Server for services whose contracts are
-// among contracts. interceptors run in order around every handler; dedup
-// may be nil to disable the dedup window.
+// among contracts. interceptors run in order around every handler, after
+// ValidatingInterceptor has checked the request against its contract's
+// rules; dedup may be nil to disable the dedup window.
 func NewServer(logger *slog.Logger, dedup *Dedup, contracts *Contracts, interceptors ...grpc.UnaryServerInterceptor) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return &Server{
-		interceptor: ChainUnaryServer(interceptors...),
+		interceptor: ChainUnaryServer(append([]grpc.UnaryServerInterceptor{ValidatingInterceptor}, interceptors...)...),
 		logger:      logger,
 		dedup:       dedup,
 		contracts:   contracts,

@@ -4,6 +4,8 @@
 //
 //   - a handler panic is INTERNAL, logged, and the server lives on;
 //   - a request whose deadline passed before its handler ran is not run;
+//   - a request that breaks its contract's protovalidate rules is refused
+//     with INVALID_ARGUMENT and a google.rpc.BadRequest detail;
 //   - idempotent methods are answered from a dedup window by idempotency key;
 //   - a call without a deadline gets its contract's timeout;
 //   - a call made before the server listens waits for it within its
@@ -140,6 +142,11 @@ func (s *server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		// The deadline passed while the request waited: do not run it.
 		return nil, status.FromContextError(err).Err()
 	}
+	// The contract's protovalidate rules, checked before any handler or
+	// interceptor runs, as on the other transports.
+	if err := dispatch.Validate(req); err != nil {
+		return nil, err
+	}
 	run := func() (res dispatch.Result) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -171,18 +178,29 @@ func (s *server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 			err = dispatch.Panicked(ss.Context(), s.cfg.logger, info.FullMethod, r)
 		}
 	}()
+	ctx := ss.Context()
 	if s.cfg.publisher != nil {
-		ss = publishingStream{ServerStream: ss, ctx: purista.ContextWithPublisher(ss.Context(), s.cfg.publisher)}
+		ctx = purista.ContextWithPublisher(ctx, s.cfg.publisher)
 	}
-	return handler(srv, ss)
+	return handler(srv, validatingStream{ServerStream: ss, ctx: ctx})
 }
 
-type publishingStream struct {
+// validatingStream gives a streaming handler its context (with the
+// publisher) and checks every message it receives against the contract's
+// protovalidate rules, as the other transports do.
+type validatingStream struct {
 	grpc.ServerStream
 	ctx context.Context
 }
 
-func (p publishingStream) Context() context.Context { return p.ctx }
+func (p validatingStream) Context() context.Context { return p.ctx }
+
+func (p validatingStream) RecvMsg(m any) error {
+	if err := p.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return dispatch.Validate(m)
+}
 
 // DialOptions returns the options that give a grpc.ClientConn purista's
 // semantics for calls to the services of its contracts. A call to a service
