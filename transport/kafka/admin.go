@@ -270,7 +270,7 @@ func CollectIdleTopics(ctx context.Context, brokers []string, idle time.Duration
 		return nil, fmt.Errorf("kafka: list topics: %w", err)
 	}
 	instanceTopic := func(topic string) bool {
-		return strings.HasPrefix(topic, b.cfg.topicPrefix+"purista.reply.") || strings.HasPrefix(topic, b.cfg.topicPrefix+"purista.stream.")
+		return strings.HasPrefix(topic, b.cfg.topicPrefix+ReplyTopicPrefix) || strings.HasPrefix(topic, b.cfg.topicPrefix+StreamTopicPrefix)
 	}
 	since := time.Now().Add(-idle)
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
