@@ -202,6 +202,9 @@ func missingTopics(ctx context.Context, b *base, specs []TopicSpec) ([]string, e
 	for _, s := range specs {
 		if _, err := b.prod.partitions(ctx, s.Name, true); err != nil {
 			var m errTopicMissing
+			if denied(err) {
+				return nil, b.cfg.permissionDenied("describe topic "+s.Name, err)
+			}
 			if !errors.As(err, &m) {
 				return nil, fmt.Errorf("kafka: read metadata of topic %s: %w", s.Name, err)
 			}
