@@ -106,6 +106,7 @@ func ensureTopics(ctx context.Context, b *base, specs []TopicSpec) ([]TopicResul
 	}
 	results := make([]TopicResult, 0, len(specs))
 	var failed []string
+	var causes []error // the brokers' errors, for errors.Is (authz.go)
 	for _, s := range specs {
 		r := TopicResult{Name: s.Name, Partitions: s.Partitions}
 		switch terr := resp.Errors[s.Name]; {
@@ -123,12 +124,13 @@ func ensureTopics(ctx context.Context, b *base, specs []TopicSpec) ([]TopicResul
 			}
 		default:
 			failed = append(failed, fmt.Sprintf("%s: %v", s.Name, terr))
+			causes = append(causes, terr)
 			continue
 		}
 		results = append(results, r)
 	}
 	if len(failed) > 0 {
-		return results, fmt.Errorf("kafka: topics not provisioned: %s", strings.Join(failed, "; "))
+		return results, &causedError{msg: "kafka: topics not provisioned: " + strings.Join(failed, "; "), causes: causes}
 	}
 	// Wait until every topic has leaders, so the first request does not fail.
 	for _, s := range specs {

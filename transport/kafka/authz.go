@@ -56,3 +56,13 @@ func errorArg(args []any) error {
 func (c *commonConfig) groupDenied(group string, err error) error {
 	return fmt.Errorf("%w; the server stopped", c.permissionDenied("join consumer group "+group, err))
 }
+
+// causedError is a message that already says what its causes say, and
+// unwraps to them.
+type causedError struct {
+	msg    string
+	causes []error
+}
+
+func (e *causedError) Error() string   { return e.msg }
+func (e *causedError) Unwrap() []error { return e.causes }
