@@ -316,7 +316,9 @@ func (e *env) runSystem(ctx context.Context, t *testing.T, gatewayID string) *sy
 		t.Fatal(err)
 	}
 	gk := system.Kafka{Brokers: e.c.Brokers(), Options: e.options("gateway", gatewayID)}
-	run(system.Gateway, func() error { return system.ServeGateway(runCtx, ln, gk, system.GatewayConfig{}, logger(system.Gateway)) })
+	run(system.Gateway, func() error {
+		return system.ServeGateway(runCtx, ln, gk, system.GatewayConfig{}, logger(system.Gateway))
+	})
 	for _, name := range system.Services {
 		k := system.Kafka{Brokers: e.c.Brokers(), Options: e.options(name, name+"-"+randomID())}
 		run(name, func() error { return system.ServeService(runCtx, name, k, logger(name)) })
