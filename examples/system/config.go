@@ -1,14 +1,18 @@
 package system
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/purista-go/purista/internal/brokerauth"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -24,6 +28,12 @@ type Config struct {
 	HTTPAddr     string // -http, PURISTA_HTTP_ADDR (gateway only)
 	OpsAddr      string // -ops, PURISTA_OPS_ADDR (services only)
 	Token        string // -token, PURISTA_GATEWAY_TOKEN (gateway only)
+	// ClientIDPrefix starts the instance's Kafka client id (-client-id-prefix,
+	// PURISTA_CLIENT_ID_PREFIX): on a cluster with ACLs, the prefix its
+	// principal's reply topics are granted under (docs/security.md).
+	ClientIDPrefix string
+	// Auth is TLS and SASL (-kafka-tls*, -kafka-sasl-*, PURISTA_KAFKA_*).
+	Auth brokerauth.Settings
 
 	envErr []string
 }
@@ -40,6 +50,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, gateway bool) {
 	fs.BoolVar(&c.EnsureTopics, "ensure-topics", c.envBool("PURISTA_ENSURE_TOPICS", false), "create missing request topics at start; production provisions them with `purista topics ensure` (env PURISTA_ENSURE_TOPICS)")
 	fs.StringVar(&c.LogLevel, "log-level", c.env("PURISTA_LOG_LEVEL", "info"), "debug, info, warn or error (env PURISTA_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.env("PURISTA_LOG_FORMAT", "text"), "text, json, or dev (short lines for a terminal) (env PURISTA_LOG_FORMAT)")
+	fs.StringVar(&c.ClientIDPrefix, "client-id-prefix", c.env("PURISTA_CLIENT_ID_PREFIX", ""), "start of this instance's Kafka client id, followed by the host name and a random suffix; on a cluster with ACLs, the principal's prefix, e.g. orders- (env PURISTA_CLIENT_ID_PREFIX)")
+	c.Auth.Register(fs)
 	if gateway {
 		fs.StringVar(&c.HTTPAddr, "http", c.env("PURISTA_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env PURISTA_HTTP_ADDR)")
 		fs.StringVar(&c.Token, "token", c.env("PURISTA_GATEWAY_TOKEN", ""), "bearer token that routes not marked public require; empty: no authentication (env PURISTA_GATEWAY_TOKEN)")
@@ -81,6 +93,14 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" && c.LogFormat != "dev" {
 		errs = append(errs, fmt.Sprintf("-log-format %q: use text, json or dev", c.LogFormat))
 	}
+	if c.ClientIDPrefix != "" && !clientIDRE.MatchString(c.ClientIDPrefix) {
+		errs = append(errs, fmt.Sprintf("-client-id-prefix %q: use letters, digits, '.', '_' and '-' only", c.ClientIDPrefix))
+	}
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	} else if _, err := c.Auth.TLSConfig(); err != nil {
+		errs = append(errs, err.Error())
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}
@@ -100,6 +120,11 @@ func (c *Config) brokerList() []string {
 // Kafka returns the transport settings.
 func (c *Config) Kafka() Kafka {
 	k := Kafka{Brokers: c.brokerList()}
+	auth, _ := c.Auth.KafkaOptions() // checked by Validate
+	k.Options = append(k.Options, auth...)
+	if c.ClientIDPrefix != "" {
+		k.Options = append(k.Options, kafka.WithClientID(c.ClientIDPrefix+instanceName()))
+	}
 	if c.TopicPrefix != "" {
 		k.Options = append(k.Options, kafka.WithTopicPrefix(c.TopicPrefix))
 	}
@@ -123,6 +148,23 @@ func (c *Config) Logger(w io.Writer, component string) *slog.Logger {
 		h = slog.NewTextHandler(w, opts)
 	}
 	return slog.New(h).With("component", component)
+}
+
+var clientIDRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// instanceName is the host name (a pod's name) and a random suffix, in the
+// characters a topic name allows.
+func instanceName() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r < 128 && clientIDRE.MatchString(string(r)) {
+			return r
+		}
+		return '-'
+	}, host)
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -321,6 +322,9 @@ func (e *env) runSystem(ctx context.Context, t *testing.T, gatewayID string) *sy
 	})
 	for _, name := range system.Services {
 		k := system.Kafka{Brokers: e.c.Brokers(), Options: e.options(name, name+"-"+randomID())}
+		if name == system.Orders {
+			k = e.flagsConfig(t, name) // as the example binary reads them
+		}
 		run(name, func() error { return system.ServeService(runCtx, name, k, logger(name)) })
 	}
 	var transcript strings.Builder
@@ -330,6 +334,29 @@ func (e *env) runSystem(ctx context.Context, t *testing.T, gatewayID string) *sy
 	}
 	t.Logf("the example system works on the secured broker, every component as its own principal:\n%s", transcript.String())
 	return d
+}
+
+// flagsConfig is the Kafka configuration of component name from the
+// command-line flags of its example binary (examples/services/...):
+// TLS with the CA file, SCRAM with a password file, the principal's
+// client id prefix.
+func (e *env) flagsConfig(t *testing.T, name string) system.Kafka {
+	pwFile := filepath.Join(e.dir, name+".password")
+	if err := os.WriteFile(pwFile, []byte(e.password(name)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var cfg system.Config
+	cfg.RegisterFlags(fs, false)
+	if err := fs.Parse([]string{"-brokers", strings.Join(e.c.Brokers(), ","), "-kafka-tls-ca", e.c.CAFile(),
+		"-kafka-sasl-mechanism", "SCRAM-SHA-512", "-kafka-sasl-username", name, "-kafka-sasl-password-file", pwFile,
+		"-client-id-prefix", name + "-"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Kafka()
 }
 
 // aclRecords counts the ACL records the controller stored.
