@@ -233,5 +233,4 @@ func claimValues(v any) []string {
 	return out
 }
 
-
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

@@ -28,6 +28,9 @@ type Config struct {
 	HTTPAddr     string // -http, PURISTA_HTTP_ADDR (gateway only)
 	OpsAddr      string // -ops, PURISTA_OPS_ADDR (services only)
 	Token        string // -token, PURISTA_GATEWAY_TOKEN (gateway only)
+	// JWKSURL, JWTIssuer and JWTAudience turn on JWT authentication at the
+	// gateway (-jwks-url, -jwt-issuer, -jwt-audience; PURISTA_GATEWAY_JWKS_URL, ...).
+	JWKSURL, JWTIssuer, JWTAudience string
 	// ClientIDPrefix starts the instance's Kafka client id (-client-id-prefix,
 	// PURISTA_CLIENT_ID_PREFIX): on a cluster with ACLs, the prefix its
 	// principal's reply topics are granted under (docs/security.md).
@@ -55,6 +58,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, gateway bool) {
 	if gateway {
 		fs.StringVar(&c.HTTPAddr, "http", c.env("PURISTA_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env PURISTA_HTTP_ADDR)")
 		fs.StringVar(&c.Token, "token", c.env("PURISTA_GATEWAY_TOKEN", ""), "bearer token that routes not marked public require; empty: no authentication (env PURISTA_GATEWAY_TOKEN)")
+		fs.StringVar(&c.JWKSURL, "jwks-url", c.env("PURISTA_GATEWAY_JWKS_URL", ""), "URL of the JSON Web Key Set of the issuer whose JWTs routes not marked public require, instead of -token; the token's sub reaches the services as x-user-id (env PURISTA_GATEWAY_JWKS_URL)")
+		fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.env("PURISTA_GATEWAY_JWT_ISSUER", ""), "the iss a JWT must carry, with -jwks-url (env PURISTA_GATEWAY_JWT_ISSUER)")
+		fs.StringVar(&c.JWTAudience, "jwt-audience", c.env("PURISTA_GATEWAY_JWT_AUDIENCE", ""), "the aud a JWT must carry, with -jwks-url (env PURISTA_GATEWAY_JWT_AUDIENCE)")
 	} else {
 		fs.StringVar(&c.OpsAddr, "ops", c.env("PURISTA_OPS_ADDR", ""), "address to serve /healthz, /readyz and /metrics on, e.g. :9090 for Kubernetes probes; empty: none (env PURISTA_OPS_ADDR)")
 	}
@@ -95,6 +101,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientIDPrefix != "" && !clientIDRE.MatchString(c.ClientIDPrefix) {
 		errs = append(errs, fmt.Sprintf("-client-id-prefix %q: use letters, digits, '.', '_' and '-' only", c.ClientIDPrefix))
+	}
+	if c.Token != "" && c.JWKSURL != "" {
+		errs = append(errs, "-token and -jwks-url both set: the gateway authenticates with one of them")
+	}
+	if c.JWKSURL == "" && (c.JWTIssuer != "" || c.JWTAudience != "") {
+		errs = append(errs, "-jwt-issuer and -jwt-audience need -jwks-url (PURISTA_GATEWAY_JWKS_URL)")
 	}
 	if err := c.Auth.Validate(); err != nil {
 		errs = append(errs, err.Error())
