@@ -169,7 +169,10 @@ principal with ALTER and DESCRIBE on the cluster (--kafka-sasl-*, --kafka-tls-*)
 			created := 0
 			for _, r := range results {
 				verb := "exists "
-				if !r.Existed {
+				switch {
+				case r.Err != nil:
+					verb = "failed "
+				case !r.Existed:
 					verb, created = "created", created+1
 				}
 				fmt.Fprintf(out, "%s  %s\n", verb, r.ACL)

@@ -15,6 +15,8 @@ type Result struct {
 	ACL
 	// Existed is true when the cluster had the binding already.
 	Existed bool
+	// Err is why the broker refused to create it.
+	Err error
 }
 
 // Apply creates the ACLs the cluster does not have yet through the admin
@@ -59,7 +61,9 @@ func Apply(ctx context.Context, cl *kgo.Client, acls []ACL) ([]Result, error) {
 			if r.ErrorMessage != nil {
 				msg = ": " + *r.ErrorMessage
 			}
-			errs = append(errs, fmt.Errorf("acl: create %s: %w%s", acls[pending[k]], explain(err), msg))
+			err = fmt.Errorf("acl: create %s: %w%s", acls[pending[k]], explain(err), msg)
+			results[pending[k]].Err = err
+			errs = append(errs, err)
 		}
 	}
 	return results, errors.Join(errs...)
