@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -121,6 +122,13 @@ func TestSecuredSystem(t *testing.T) {
 	if after := e.aclRecords(t); after != before || before != 33 {
 		t.Errorf("ACL records in the metadata log: %d after the first acl apply, %d after the second; want 33 both times", before, after)
 	}
+
+	// ACLs reach the broker from the controller a moment after apply
+	// returns: wait until each principal sees a topic it may use.
+	e.waitACLs(ctx, t, map[string]string{
+		"users": "purista.rpc.users.v1.UsersService", "orders": ordersTopic,
+		"notifications": "purista.rpc.notifications.v1.NotificationsService", "gateway": "purista.rpc.users.v1.UsersService",
+	})
 
 	// The example system, every component as its own principal.
 	gatewayID := "gateway-" + randomID()
@@ -357,6 +365,33 @@ func (e *env) flagsConfig(t *testing.T, name string) system.Kafka {
 		t.Fatal(err)
 	}
 	return cfg.Kafka()
+}
+
+// waitACLs waits until every user may describe its topic.
+func (e *env) waitACLs(ctx context.Context, t *testing.T, topics map[string]string) {
+	for user, topic := range topics {
+		cl := e.kgoClient(t, user)
+		start := time.Now()
+		for {
+			req := kmsg.NewPtrMetadataRequest()
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(topic)
+			req.Topics = append(req.Topics, rt)
+			resp, err := req.RequestWith(ctx, cl)
+			if err == nil && len(resp.Topics) == 1 && resp.Topics[0].ErrorCode == 0 {
+				break
+			}
+			if time.Since(start) > 30*time.Second {
+				cl.Close()
+				t.Fatalf("User:%s still may not describe %s 30 s after acl apply (%v)", user, topic, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cl.Close()
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Logf("the ACLs of User:%s took effect %v after acl apply returned", user, d.Round(time.Millisecond))
+		}
+	}
 }
 
 // aclRecords counts the ACL records the controller stored.
