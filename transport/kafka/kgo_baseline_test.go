@@ -131,6 +131,18 @@ func (e *kgoEcho) call(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// echo makes one call bounded by 10 s.
+func (e *kgoEcho) echo() error { return e.call(context.Background(), 10*time.Second) }
+
+// throughput makes n calls with inflight in flight and returns calls per second.
+func (e *kgoEcho) throughput(tb testing.TB, n, inflight int) float64 {
+	rps, err := inFlight(n, inflight, e.echo)
+	if err != nil {
+		tb.Fatalf("kgo baseline: %v", err)
+	}
+	return rps
+}
+
 // BenchmarkTransportVsKgo measures, in alternating rounds, the Kafka
 // transport and the kgoEcho baseline at 64 calls in flight on the embedded
 // broker, and prints the transport's rate as a share of the baseline's,
@@ -138,7 +150,7 @@ func (e *kgoEcho) call(ctx context.Context, timeout time.Duration) error {
 func BenchmarkTransportVsKgo(b *testing.B) {
 	brokers := kafkatest.Embedded(b)
 	k := kafkaEcho(b, brokers)
-	base := newKgoEcho(b, brokers, "bench-")
+	base := newKgoEcho(b, brokers, kafkatest.TopicName(b)+".")
 	const rounds, calls, inflight = 5, 5000, 64
 	var kRPS, bRPS, kCPU, bCPU []float64
 	measure := func(f func() float64) (float64, float64) {
@@ -150,29 +162,7 @@ func BenchmarkTransportVsKgo(b *testing.B) {
 		for range rounds {
 			r, c := measure(func() float64 { return throughput(b, k, calls, inflight) })
 			kRPS, kCPU = append(kRPS, r), append(kCPU, c)
-			r, c = measure(func() float64 {
-				var wg sync.WaitGroup
-				work := make(chan struct{}, calls)
-				for range calls {
-					work <- struct{}{}
-				}
-				close(work)
-				start := time.Now()
-				for range inflight {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for range work {
-							if err := base.call(context.Background(), 10*time.Second); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				return calls / time.Since(start).Seconds()
-			})
+			r, c = measure(func() float64 { return base.throughput(b, calls, inflight) })
 			bRPS, bCPU = append(bRPS, r), append(bCPU, c)
 		}
 	}
