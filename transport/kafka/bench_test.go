@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"net"
-	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/internal/loadtest"
 	"github.com/purista-go/purista/transport/inproc"
 	"github.com/purista-go/purista/transport/kafka"
 )
@@ -105,91 +103,23 @@ func echo(c testingv1.EchoServiceClient) error {
 	return err
 }
 
-// latencies makes n calls of f one after another and returns the latency
-// of each, sorted, or the first error.
-func latencies(n int, f func() error) ([]time.Duration, error) {
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		start := time.Now()
-		if err := f(); err != nil {
-			return nil, err
-		}
-		lat[i] = time.Since(start)
-	}
-	slices.Sort(lat)
-	return lat, nil
-}
-
-// percentile returns the q quantile (0 < q <= 1) of sorted latencies, by
-// nearest rank: the 99th percentile of 1000 calls is the 990th fastest.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
 // sequential makes n calls through c one after another and returns their
 // latencies, sorted.
 func sequential(tb testing.TB, c testingv1.EchoServiceClient, n int) []time.Duration {
-	lat, err := latencies(n, func() error { return echo(c) })
+	lat, err := loadtest.Sequential(n, time.Minute, func() error { return echo(c) })
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return lat
 }
 
-// inFlight makes n calls of f with inflight of them in flight at once and
-// returns calls per second, or the first error (the calls still queued
-// then are not made).
-func inFlight(n, inflight int, f func() error) (float64, error) {
-	var wg sync.WaitGroup
-	var first error
-	var once sync.Once
-	work := make(chan struct{}, n)
-	for range n {
-		work <- struct{}{}
-	}
-	close(work)
-	start := time.Now()
-	for range inflight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range work {
-				if err := f(); err != nil {
-					once.Do(func() { first = err })
-					for range work { // drain: the others stop too
-					}
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(n) / time.Since(start).Seconds(), first
-}
-
 // throughput makes n calls with inflight in flight and returns calls per second.
 func throughput(tb testing.TB, c testingv1.EchoServiceClient, n, inflight int) float64 {
-	rps, err := inFlight(n, inflight, func() error { return echo(c) })
+	rps, err := loadtest.Rate(n, inflight, time.Minute, func() error { return echo(c) })
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return rps
-}
-
-// cpuTime returns the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // BenchmarkUnary measures one call at a time (ns/op is the mean latency)
@@ -212,8 +142,8 @@ func BenchmarkUnary(b *testing.B) {
 		})
 		b.Run(tc.name+"/inflight64", func(b *testing.B) {
 			before := batching()
-			cpu0 := cpuTime()
-			defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/call") }()
+			cpu0 := loadtest.CPUTime()
+			defer func() { b.ReportMetric(float64(loadtest.CPUTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/call") }()
 			b.SetParallelism(32) // 2 cores x 32 = 64 goroutines
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -243,26 +173,26 @@ func BenchmarkKafkaVsGRPC(b *testing.B) {
 	for range b.N {
 		for range rounds {
 			gLat, kLat := sequential(b, g, seqCalls), sequential(b, k, seqCalls)
-			gP50 = append(gP50, float64(percentile(gLat, 0.5)))
-			kP50 = append(kP50, float64(percentile(kLat, 0.5)))
-			kP99 = append(kP99, float64(percentile(kLat, 0.99)))
+			gP50 = append(gP50, float64(loadtest.Percentile(gLat, 0.5)))
+			kP50 = append(kP50, float64(loadtest.Percentile(kLat, 0.5)))
+			kP99 = append(kP99, float64(loadtest.Percentile(kLat, 0.99)))
 			gRPS = append(gRPS, throughput(b, g, parCalls, inflight))
 			kRPS = append(kRPS, throughput(b, k, parCalls, inflight))
 		}
 	}
-	b.ReportMetric(median(kP50)/1e3, "kafka-p50-µs")
-	b.ReportMetric(median(kP99)/1e3, "kafka-p99-µs")
-	b.ReportMetric(median(gP50)/1e3, "grpc-p50-µs")
-	b.ReportMetric(median(kRPS), "kafka-calls/s")
-	b.ReportMetric(median(gRPS), "grpc-calls/s")
+	b.ReportMetric(loadtest.Median(kP50)/1e3, "kafka-p50-µs")
+	b.ReportMetric(loadtest.Median(kP99)/1e3, "kafka-p99-µs")
+	b.ReportMetric(loadtest.Median(gP50)/1e3, "grpc-p50-µs")
+	b.ReportMetric(loadtest.Median(kRPS), "kafka-calls/s")
+	b.ReportMetric(loadtest.Median(gRPS), "grpc-calls/s")
 	figuresOnce.Do(func() {
-		fmt.Printf("figure: kafka_p50_us %.0f\n", median(kP50)/1e3)
-		fmt.Printf("figure: kafka_p99_us %.0f\n", median(kP99)/1e3)
-		fmt.Printf("figure: grpc_p50_us %.0f\n", median(gP50)/1e3)
-		fmt.Printf("figure: kafka_rps64 %.0f\n", median(kRPS))
-		fmt.Printf("figure: grpc_rps64 %.0f\n", median(gRPS))
-		fmt.Printf("figure: kafka_p50_vs_grpc %.2f\n", median(kP50)/median(gP50))
-		fmt.Printf("figure: kafka_rps64_vs_grpc %.2f\n", median(kRPS)/median(gRPS))
+		fmt.Printf("figure: kafka_p50_us %.0f\n", loadtest.Median(kP50)/1e3)
+		fmt.Printf("figure: kafka_p99_us %.0f\n", loadtest.Median(kP99)/1e3)
+		fmt.Printf("figure: grpc_p50_us %.0f\n", loadtest.Median(gP50)/1e3)
+		fmt.Printf("figure: kafka_rps64 %.0f\n", loadtest.Median(kRPS))
+		fmt.Printf("figure: grpc_rps64 %.0f\n", loadtest.Median(gRPS))
+		fmt.Printf("figure: kafka_p50_vs_grpc %.2f\n", loadtest.Median(kP50)/loadtest.Median(gP50))
+		fmt.Printf("figure: kafka_rps64_vs_grpc %.2f\n", loadtest.Median(kRPS)/loadtest.Median(gRPS))
 	})
 }
 
@@ -287,11 +217,11 @@ func BenchmarkKeyedVsUnkeyed(b *testing.B) {
 		return err
 	}
 	p50 := func(f func() error) float64 {
-		lat, err := latencies(calls, f)
+		lat, err := loadtest.Sequential(calls, time.Minute, f)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return float64(percentile(lat, 0.5))
+		return float64(loadtest.Percentile(lat, 0.5))
 	}
 	for range b.N {
 		for range rounds {
@@ -299,11 +229,11 @@ func BenchmarkKeyedVsUnkeyed(b *testing.B) {
 			keyed = append(keyed, p50(keyedCall))
 		}
 	}
-	b.ReportMetric(median(keyed)/1e3, "keyed-p50-µs")
-	b.ReportMetric(median(unkeyed)/1e3, "unkeyed-p50-µs")
+	b.ReportMetric(loadtest.Median(keyed)/1e3, "keyed-p50-µs")
+	b.ReportMetric(loadtest.Median(unkeyed)/1e3, "unkeyed-p50-µs")
 	keyedFiguresOnce.Do(func() {
-		fmt.Printf("figure: keyed_call_p50_us %.0f\n", median(keyed)/1e3)
-		fmt.Printf("figure: unkeyed_call_p50_us %.0f\n", median(unkeyed)/1e3)
-		fmt.Printf("figure: keyed_call_p50_vs_unkeyed %.2f\n", median(keyed)/median(unkeyed))
+		fmt.Printf("figure: keyed_call_p50_us %.0f\n", loadtest.Median(keyed)/1e3)
+		fmt.Printf("figure: unkeyed_call_p50_us %.0f\n", loadtest.Median(unkeyed)/1e3)
+		fmt.Printf("figure: keyed_call_p50_vs_unkeyed %.2f\n", loadtest.Median(keyed)/loadtest.Median(unkeyed))
 	})
 }

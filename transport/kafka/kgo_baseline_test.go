@@ -14,6 +14,7 @@ import (
 
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/internal/loadtest"
 )
 
 // kgoEcho is a baseline for the transport, not a transport: the same
@@ -136,7 +137,7 @@ func (e *kgoEcho) echo() error { return e.call(context.Background(), 10*time.Sec
 
 // throughput makes n calls with inflight in flight and returns calls per second.
 func (e *kgoEcho) throughput(tb testing.TB, n, inflight int) float64 {
-	rps, err := inFlight(n, inflight, e.echo)
+	rps, err := loadtest.Rate(n, inflight, time.Minute, e.echo)
 	if err != nil {
 		tb.Fatalf("kgo baseline: %v", err)
 	}
@@ -154,9 +155,9 @@ func BenchmarkTransportVsKgo(b *testing.B) {
 	const rounds, calls, inflight = 5, 5000, 64
 	var kRPS, bRPS, kCPU, bCPU []float64
 	measure := func(f func() float64) (float64, float64) {
-		c0 := cpuTime()
+		c0 := loadtest.CPUTime()
 		rps := f()
-		return rps, float64((cpuTime() - c0).Microseconds()) / calls
+		return rps, float64((loadtest.CPUTime() - c0).Microseconds()) / calls
 	}
 	for range b.N {
 		for range rounds {
@@ -166,12 +167,12 @@ func BenchmarkTransportVsKgo(b *testing.B) {
 			bRPS, bCPU = append(bRPS, r), append(bCPU, c)
 		}
 	}
-	b.ReportMetric(median(kRPS), "kafka-calls/s")
-	b.ReportMetric(median(bRPS), "kgo-calls/s")
+	b.ReportMetric(loadtest.Median(kRPS), "kafka-calls/s")
+	b.ReportMetric(loadtest.Median(bRPS), "kgo-calls/s")
 	kgoFiguresOnce.Do(func() {
-		fmt.Printf("figure: kafka_rps64_vs_kgo_baseline %.2f\n", median(kRPS)/median(bRPS))
-		fmt.Printf("figure: kafka_cpu_us_per_call %.1f\n", median(kCPU))
-		fmt.Printf("figure: kgo_baseline_cpu_us_per_call %.1f\n", median(bCPU))
+		fmt.Printf("figure: kafka_rps64_vs_kgo_baseline %.2f\n", loadtest.Median(kRPS)/loadtest.Median(bRPS))
+		fmt.Printf("figure: kafka_cpu_us_per_call %.1f\n", loadtest.Median(kCPU))
+		fmt.Printf("figure: kgo_baseline_cpu_us_per_call %.1f\n", loadtest.Median(bCPU))
 	})
 }
 

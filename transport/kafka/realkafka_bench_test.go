@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/internal/loadtest"
 )
 
 var realFiguresOnce sync.Once
@@ -28,29 +30,29 @@ func BenchmarkRealKafka(b *testing.B) {
 	for range b.N {
 		for range rounds {
 			kLat := sequential(b, k, seqCalls)
-			bLat, err := latencies(seqCalls, base.echo)
+			bLat, err := loadtest.Sequential(seqCalls, time.Minute, base.echo)
 			if err != nil {
 				b.Fatalf("kgo baseline: %v", err)
 			}
-			kP50, kP99 = append(kP50, float64(percentile(kLat, 0.5))), append(kP99, float64(percentile(kLat, 0.99)))
-			bP50, bP99 = append(bP50, float64(percentile(bLat, 0.5))), append(bP99, float64(percentile(bLat, 0.99)))
+			kP50, kP99 = append(kP50, float64(loadtest.Percentile(kLat, 0.5))), append(kP99, float64(loadtest.Percentile(kLat, 0.99)))
+			bP50, bP99 = append(bP50, float64(loadtest.Percentile(bLat, 0.5))), append(bP99, float64(loadtest.Percentile(bLat, 0.99)))
 			kRPS = append(kRPS, throughput(b, k, parCalls, inflight))
 			bRPS = append(bRPS, base.throughput(b, parCalls, inflight))
 		}
 	}
-	b.ReportMetric(median(kP50)/1e3, "kafka-p50-µs")
-	b.ReportMetric(median(kP99)/1e3, "kafka-p99-µs")
-	b.ReportMetric(median(bP50)/1e3, "kgo-p50-µs")
-	b.ReportMetric(median(bP99)/1e3, "kgo-p99-µs")
-	b.ReportMetric(median(kRPS), "kafka-calls/s")
-	b.ReportMetric(median(bRPS), "kgo-calls/s")
+	b.ReportMetric(loadtest.Median(kP50)/1e3, "kafka-p50-µs")
+	b.ReportMetric(loadtest.Median(kP99)/1e3, "kafka-p99-µs")
+	b.ReportMetric(loadtest.Median(bP50)/1e3, "kgo-p50-µs")
+	b.ReportMetric(loadtest.Median(bP99)/1e3, "kgo-p99-µs")
+	b.ReportMetric(loadtest.Median(kRPS), "kafka-calls/s")
+	b.ReportMetric(loadtest.Median(bRPS), "kgo-calls/s")
 	realFiguresOnce.Do(func() {
-		fmt.Printf("figure: realkafka_p50_us %.0f\n", median(kP50)/1e3)
-		fmt.Printf("figure: realkafka_p99_us %.0f\n", median(kP99)/1e3)
-		fmt.Printf("figure: realkafka_rps64 %.0f\n", median(kRPS))
-		fmt.Printf("figure: realkafka_kgo_baseline_p50_us %.0f\n", median(bP50)/1e3)
-		fmt.Printf("figure: realkafka_kgo_baseline_p99_us %.0f\n", median(bP99)/1e3)
-		fmt.Printf("figure: realkafka_kgo_baseline_rps64 %.0f\n", median(bRPS))
-		fmt.Printf("figure: realkafka_rps64_vs_kgo_baseline %.2f\n", median(kRPS)/median(bRPS))
+		fmt.Printf("figure: realkafka_p50_us %.0f\n", loadtest.Median(kP50)/1e3)
+		fmt.Printf("figure: realkafka_p99_us %.0f\n", loadtest.Median(kP99)/1e3)
+		fmt.Printf("figure: realkafka_rps64 %.0f\n", loadtest.Median(kRPS))
+		fmt.Printf("figure: realkafka_kgo_baseline_p50_us %.0f\n", loadtest.Median(bP50)/1e3)
+		fmt.Printf("figure: realkafka_kgo_baseline_p99_us %.0f\n", loadtest.Median(bP99)/1e3)
+		fmt.Printf("figure: realkafka_kgo_baseline_rps64 %.0f\n", loadtest.Median(bRPS))
+		fmt.Printf("figure: realkafka_rps64_vs_kgo_baseline %.2f\n", loadtest.Median(kRPS)/loadtest.Median(bRPS))
 	})
 }
