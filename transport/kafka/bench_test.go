@@ -83,7 +83,7 @@ func batching() [4]int64 {
 }
 
 func inprocEcho(tb testing.TB) testingv1.EchoServiceClient {
-	ch := inproc.New()
+	ch := inproc.New(inproc.WithContracts(conformance.Contracts()...))
 	testingv1.RegisterEchoServiceServer(ch, &conformance.EchoServer{Name: "inproc"})
 	tb.Cleanup(func() { _ = ch.Close() })
 	return testingv1.NewEchoServiceClient(ch)
