@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,21 +200,23 @@ func BenchmarkKafkaVsGRPC(b *testing.B) {
 var keyedFiguresOnce sync.Once
 
 // BenchmarkKeyedVsUnkeyed measures what an idempotency key costs a call on
-// the embedded broker: one at a time, keyed calls (each with a fresh key:
-// a store partition offset look-up and a stored reply written before the
-// reply) against unkeyed ones, in alternating rounds, and prints the ratio
-// of their median latencies. Its work is fixed: run it with -benchtime=1x.
+// the embedded broker: keyed calls (each with a fresh key: a look-up of the
+// store partition's offsets and a stored reply written before the reply)
+// against unkeyed ones, one at a time and 64 in flight, in alternating
+// rounds, and prints the ratios of their medians. Its work is fixed: run it
+// with -benchtime=1x.
 func BenchmarkKeyedVsUnkeyed(b *testing.B) {
 	brokers := kafkatest.Embedded(b)
 	k := kafkaEcho(b, brokers)
-	const rounds, calls = 5, 300
-	var keyed, unkeyed []float64
-	seq := 0
+	const rounds, calls, parCalls, inflight = 5, 300, 5000, 64
+	var keyed, unkeyed, keyedRPS, unkeyedRPS, keyedCPU, unkeyedCPU []float64
+	var seq atomic.Int64
+	run := time.Now().UnixNano()
 	keyedCall := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		seq++
-		_, err := k.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload}, kafka.IdempotencyKey(fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), seq)))
+		key := kafka.IdempotencyKey(fmt.Sprintf("bench-%d-%d", run, seq.Add(1)))
+		_, err := k.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload}, key)
 		return err
 	}
 	p50 := func(f func() error) float64 {
@@ -223,17 +226,37 @@ func BenchmarkKeyedVsUnkeyed(b *testing.B) {
 		}
 		return float64(loadtest.Percentile(lat, 0.5))
 	}
+	rate := func(f func() error) float64 {
+		rps, err := loadtest.Rate(parCalls, inflight, time.Minute, f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rps
+	}
 	for range b.N {
 		for range rounds {
 			unkeyed = append(unkeyed, p50(func() error { return echo(k) }))
 			keyed = append(keyed, p50(keyedCall))
+			c0 := loadtest.CPUTime()
+			unkeyedRPS = append(unkeyedRPS, rate(func() error { return echo(k) }))
+			c1 := loadtest.CPUTime()
+			keyedRPS = append(keyedRPS, rate(keyedCall))
+			c2 := loadtest.CPUTime()
+			unkeyedCPU = append(unkeyedCPU, float64(c1-c0)/parCalls/1e3)
+			keyedCPU = append(keyedCPU, float64(c2-c1)/parCalls/1e3)
 		}
 	}
 	b.ReportMetric(loadtest.Median(keyed)/1e3, "keyed-p50-µs")
 	b.ReportMetric(loadtest.Median(unkeyed)/1e3, "unkeyed-p50-µs")
+	b.ReportMetric(loadtest.Median(keyedRPS), "keyed-calls/s")
+	b.ReportMetric(loadtest.Median(unkeyedRPS), "unkeyed-calls/s")
+	b.ReportMetric(loadtest.Median(keyedCPU), "keyed-cpu-µs/call")
+	b.ReportMetric(loadtest.Median(unkeyedCPU), "unkeyed-cpu-µs/call")
 	keyedFiguresOnce.Do(func() {
 		fmt.Printf("figure: keyed_call_p50_us %.0f\n", loadtest.Median(keyed)/1e3)
 		fmt.Printf("figure: unkeyed_call_p50_us %.0f\n", loadtest.Median(unkeyed)/1e3)
 		fmt.Printf("figure: keyed_call_p50_vs_unkeyed %.2f\n", loadtest.Median(keyed)/loadtest.Median(unkeyed))
+		fmt.Printf("figure: keyed_rps64 %.0f\n", loadtest.Median(keyedRPS))
+		fmt.Printf("figure: keyed_rps64_vs_unkeyed %.2f\n", loadtest.Median(keyedRPS)/loadtest.Median(unkeyedRPS))
 	})
 }
