@@ -66,6 +66,7 @@ lint: tools contracts-deps ## gofmt, go vet, go mod tidy of every module, runtim
 	if [ -n "$$files" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi
 	go vet ./...
 	cd examples/kubernetes && go vet ./...
+	cd bench/peers && go vet ./...
 	@# Every module of the repository, found rather than listed, so a new one is checked too.
 	@for mod in $$(git ls-files -co --exclude-standard '*go.mod' ':!:.cache/**'); do \
 		dir=$$(dirname $$mod); \
@@ -175,9 +176,24 @@ demo: ## Run the example system and its demo requests on the embedded broker (ne
 	@go run ./examples/contracts/image -o bin/examples.binpb
 	@cd examples && ../bin/purista dev --demo --image ../bin/examples.binpb $(if $(MONOLITH),-f purista.monolith.yaml) $(DEMO_FLAGS)
 
-bench: ## Run benchmarks and print the figure: lines they emit.
+# make bench runs every benchmark of the main module, under scripts/kafka.sh
+# when Java and Maven are present (as make test decides), so that
+# BenchmarkRealKafka measures a real Apache Kafka broker too; then the peers
+# benchmark (bench/peers, a module of its own: Watermill beside the
+# transport on the embedded broker). `uptime` before and after says how
+# loaded the machine was.
+bench: ## Run benchmarks (real Kafka too when Java 17 + Maven exist; bench/peers) and print the figure: lines they emit.
 	@mkdir -p .cache
-	@run=(); if scripts/kafka.sh check >/dev/null; then run=(scripts/kafka.sh run --); fi; \
-	rc=0; "$${run[@]}" go test -run '^$$' -bench . -benchtime=$(BENCHTIME) -count=1 $(GO_TEST_FLAGS) ./... 2>&1 | tee .cache/bench.out || rc=$$?; \
+	@echo "load before: $$(uptime)" | tee .cache/bench.out
+	@run=(); if why=$$(scripts/kafka.sh check); then run=(scripts/kafka.sh run --); else echo "real Kafka benchmark skipped: $$why"; fi; \
+	gotest=(go test -run '^$$' -bench . -benchtime=$(BENCHTIME) -count=1 $(GO_TEST_FLAGS)); \
+	rc=0; "$${run[@]}" "$${gotest[@]}" ./... 2>&1 | tee -a .cache/bench.out || rc=$$?; \
+	if [ $$rc -eq 125 ] && [ $${#run[@]} -gt 0 ]; then \
+		echo "real Kafka benchmark skipped: the Kafka broker did not start (see above)"; \
+		rc=0; "$${gotest[@]}" ./... 2>&1 | tee -a .cache/bench.out || rc=$$?; \
+	fi; \
+	(cd bench/peers && "$${gotest[@]}" ./...) 2>&1 | tee -a .cache/bench.out || rc=$$?; \
+	echo "load after: $$(uptime)" | tee -a .cache/bench.out; \
 	echo; echo "figures:"; grep -h 'figure:' .cache/bench.out || echo "  (no benchmark printed a figure: line)"; \
+	grep -h '^load ' .cache/bench.out; \
 	exit $$rc

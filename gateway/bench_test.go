@@ -11,7 +11,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/internal/loadtest"
 )
 
 // benchTarget is one HTTP endpoint chain measured by BenchmarkGateway.
@@ -161,9 +161,9 @@ func BenchmarkGateway(b *testing.B) {
 				lat[tg] = append(lat[tg], time.Since(t0))
 			}
 			goruntime.GC() // every target starts its phase with a collected heap
-			cpu0, wall0 := processCPU(), time.Now()
-			v, err := inflight(tg.url, benchInflight, benchInflightCalls)
-			cpu := processCPU() - cpu0
+			cpu0, wall0 := loadtest.CPUTime(), time.Now()
+			v, err := loadtest.Rate(benchInflightCalls, benchInflight, time.Minute, func() error { return benchPost(tg.url) })
+			cpu := loadtest.CPUTime() - cpu0
 			cpuPerReq[tg] = append(cpuPerReq[tg], float64(cpu.Nanoseconds())/1e3/benchInflightCalls)
 			cores[tg] = append(cores[tg], float64(cpu)/float64(time.Since(wall0)))
 			if err != nil {
@@ -181,7 +181,7 @@ func BenchmarkGateway(b *testing.B) {
 		slices.Sort(v)
 		tg.rps = v[len(v)/2]
 		fmt.Printf("gateway bench: %-17s p50 %7.1f µs  %7.0f req/s at %d in flight (%d rounds: %.0f..%.0f), %.0f µs CPU per request, %.2f cores busy\n",
-			tg.name, float64(tg.p50.Nanoseconds())/1e3, tg.rps, benchInflight, rounds, v[0], v[len(v)-1], medianOf(cpuPerReq[tg]), medianOf(cores[tg]))
+			tg.name, float64(tg.p50.Nanoseconds())/1e3, tg.rps, benchInflight, rounds, v[0], v[len(v)-1], loadtest.Median(cpuPerReq[tg]), loadtest.Median(cores[tg]))
 	}
 	b.ReportMetric(float64(grpcGW.p50.Nanoseconds())/1e3, "grpcgw-p50-µs")
 	b.ReportMetric(float64(gwKafka.p50.Nanoseconds())/1e3, "kafka-p50-µs")
@@ -201,45 +201,3 @@ func BenchmarkGateway(b *testing.B) {
 }
 
 var gatewayFiguresOnce sync.Once
-
-func medianOf(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-// processCPU returns the user and system CPU time the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// inflight makes calls requests to url with n in flight and returns the
-// rate achieved.
-func inflight(url string, n, calls int) (float64, error) {
-	var next, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(calls) {
-				if err := benchPost(url); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	if f := failed.Load(); f > 0 {
-		return 0, fmt.Errorf("%d of %d requests failed, first: %v", f, calls, firstErr.Load())
-	}
-	return float64(calls) / el.Seconds(), nil
-}

@@ -5,10 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/internal/loadtest"
 	"github.com/purista-go/purista/transport/inproc"
 	"github.com/purista-go/purista/transport/kafka"
 )
@@ -85,72 +84,43 @@ func batching() [4]int64 {
 }
 
 func inprocEcho(tb testing.TB) testingv1.EchoServiceClient {
-	ch := inproc.New()
+	ch := inproc.New(inproc.WithContracts(conformance.Contracts()...))
 	testingv1.RegisterEchoServiceServer(ch, &conformance.EchoServer{Name: "inproc"})
 	tb.Cleanup(func() { _ = ch.Close() })
 	return testingv1.NewEchoServiceClient(ch)
 }
 
 func call(tb testing.TB, c testingv1.EchoServiceClient) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload}); err != nil {
+	if err := echo(c); err != nil {
 		tb.Fatal(err)
 	}
 }
 
-// sequentialP50 makes n calls one after another and returns the median latency.
-func sequentialP50(tb testing.TB, c testingv1.EchoServiceClient, n int) time.Duration {
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		start := time.Now()
-		call(tb, c)
-		lat[i] = time.Since(start)
+// echo makes one call of the benchmarks' shape, bounded by 10 s.
+func echo(c testingv1.EchoServiceClient) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload})
+	return err
+}
+
+// sequential makes n calls through c one after another and returns their
+// latencies, sorted.
+func sequential(tb testing.TB, c testingv1.EchoServiceClient, n int) []time.Duration {
+	lat, err := loadtest.Sequential(n, time.Minute, func() error { return echo(c) })
+	if err != nil {
+		tb.Fatal(err)
 	}
-	slices.Sort(lat)
-	return lat[n/2]
+	return lat
 }
 
 // throughput makes n calls with inflight in flight and returns calls per second.
 func throughput(tb testing.TB, c testingv1.EchoServiceClient, n, inflight int) float64 {
-	return throughputOf(tb, c, n, inflight, call)
-}
-
-// throughputOf is throughput with calls made by call.
-func throughputOf(tb testing.TB, c testingv1.EchoServiceClient, n, inflight int, call func(testing.TB, testingv1.EchoServiceClient)) float64 {
-	var wg sync.WaitGroup
-	work := make(chan struct{}, n)
-	for range n {
-		work <- struct{}{}
+	rps, err := loadtest.Rate(n, inflight, time.Minute, func() error { return echo(c) })
+	if err != nil {
+		tb.Fatal(err)
 	}
-	close(work)
-	start := time.Now()
-	for range inflight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range work {
-				call(tb, c)
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(n) / time.Since(start).Seconds()
-}
-
-// cpuTime returns the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
+	return rps
 }
 
 // BenchmarkUnary measures one call at a time (ns/op is the mean latency)
@@ -173,8 +143,8 @@ func BenchmarkUnary(b *testing.B) {
 		})
 		b.Run(tc.name+"/inflight64", func(b *testing.B) {
 			before := batching()
-			cpu0 := cpuTime()
-			defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/call") }()
+			cpu0 := loadtest.CPUTime()
+			defer func() { b.ReportMetric(float64(loadtest.CPUTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/call") }()
 			b.SetParallelism(32) // 2 cores x 32 = 64 goroutines
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -199,27 +169,31 @@ var figuresOnce sync.Once
 func BenchmarkKafkaVsGRPC(b *testing.B) {
 	brokers := kafkatest.Embedded(b)
 	g, k := grpcEcho(b), kafkaEcho(b, brokers)
-	const rounds, seqCalls, parCalls, inflight = 5, 300, 5000, 64
-	var gP50, kP50, gRPS, kRPS []float64
+	const rounds, seqCalls, parCalls, inflight = 5, 1000, 5000, 64
+	var gP50, kP50, kP99, gRPS, kRPS []float64
 	for range b.N {
 		for range rounds {
-			gP50 = append(gP50, float64(sequentialP50(b, g, seqCalls)))
-			kP50 = append(kP50, float64(sequentialP50(b, k, seqCalls)))
+			gLat, kLat := sequential(b, g, seqCalls), sequential(b, k, seqCalls)
+			gP50 = append(gP50, float64(loadtest.Percentile(gLat, 0.5)))
+			kP50 = append(kP50, float64(loadtest.Percentile(kLat, 0.5)))
+			kP99 = append(kP99, float64(loadtest.Percentile(kLat, 0.99)))
 			gRPS = append(gRPS, throughput(b, g, parCalls, inflight))
 			kRPS = append(kRPS, throughput(b, k, parCalls, inflight))
 		}
 	}
-	b.ReportMetric(median(kP50)/1e3, "kafka-p50-µs")
-	b.ReportMetric(median(gP50)/1e3, "grpc-p50-µs")
-	b.ReportMetric(median(kRPS), "kafka-calls/s")
-	b.ReportMetric(median(gRPS), "grpc-calls/s")
+	b.ReportMetric(loadtest.Median(kP50)/1e3, "kafka-p50-µs")
+	b.ReportMetric(loadtest.Median(kP99)/1e3, "kafka-p99-µs")
+	b.ReportMetric(loadtest.Median(gP50)/1e3, "grpc-p50-µs")
+	b.ReportMetric(loadtest.Median(kRPS), "kafka-calls/s")
+	b.ReportMetric(loadtest.Median(gRPS), "grpc-calls/s")
 	figuresOnce.Do(func() {
-		fmt.Printf("figure: kafka_p50_us %.0f\n", median(kP50)/1e3)
-		fmt.Printf("figure: grpc_p50_us %.0f\n", median(gP50)/1e3)
-		fmt.Printf("figure: kafka_rps64 %.0f\n", median(kRPS))
-		fmt.Printf("figure: grpc_rps64 %.0f\n", median(gRPS))
-		fmt.Printf("figure: kafka_p50_vs_grpc %.2f\n", median(kP50)/median(gP50))
-		fmt.Printf("figure: kafka_rps64_vs_grpc %.2f\n", median(kRPS)/median(gRPS))
+		fmt.Printf("figure: kafka_p50_us %.0f\n", loadtest.Median(kP50)/1e3)
+		fmt.Printf("figure: kafka_p99_us %.0f\n", loadtest.Median(kP99)/1e3)
+		fmt.Printf("figure: grpc_p50_us %.0f\n", loadtest.Median(gP50)/1e3)
+		fmt.Printf("figure: kafka_rps64 %.0f\n", loadtest.Median(kRPS))
+		fmt.Printf("figure: grpc_rps64 %.0f\n", loadtest.Median(gRPS))
+		fmt.Printf("figure: kafka_p50_vs_grpc %.2f\n", loadtest.Median(kP50)/loadtest.Median(gP50))
+		fmt.Printf("figure: kafka_rps64_vs_grpc %.2f\n", loadtest.Median(kRPS)/loadtest.Median(gRPS))
 	})
 }
 
@@ -238,48 +212,51 @@ func BenchmarkKeyedVsUnkeyed(b *testing.B) {
 	var keyed, unkeyed, keyedRPS, unkeyedRPS, keyedCPU, unkeyedCPU []float64
 	var seq atomic.Int64
 	run := time.Now().UnixNano()
-	keyedCall := func(tb testing.TB, c testingv1.EchoServiceClient) {
+	keyedCall := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		key := kafka.IdempotencyKey(fmt.Sprintf("bench-%d-%d", run, seq.Add(1)))
-		if _, err := c.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload}, key); err != nil {
-			tb.Fatal(err)
-		}
+		_, err := k.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload}, key)
+		return err
 	}
-	p50 := func(f func(testing.TB, testingv1.EchoServiceClient)) float64 {
-		lat := make([]time.Duration, calls)
-		for i := range lat {
-			start := time.Now()
-			f(b, k)
-			lat[i] = time.Since(start)
+	p50 := func(f func() error) float64 {
+		lat, err := loadtest.Sequential(calls, time.Minute, f)
+		if err != nil {
+			b.Fatal(err)
 		}
-		slices.Sort(lat)
-		return float64(lat[calls/2])
+		return float64(loadtest.Percentile(lat, 0.5))
+	}
+	rate := func(f func() error) float64 {
+		rps, err := loadtest.Rate(parCalls, inflight, time.Minute, f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rps
 	}
 	for range b.N {
 		for range rounds {
-			unkeyed = append(unkeyed, p50(call))
+			unkeyed = append(unkeyed, p50(func() error { return echo(k) }))
 			keyed = append(keyed, p50(keyedCall))
-			c0 := cpuTime()
-			unkeyedRPS = append(unkeyedRPS, throughputOf(b, k, parCalls, inflight, call))
-			c1 := cpuTime()
-			keyedRPS = append(keyedRPS, throughputOf(b, k, parCalls, inflight, keyedCall))
-			c2 := cpuTime()
+			c0 := loadtest.CPUTime()
+			unkeyedRPS = append(unkeyedRPS, rate(func() error { return echo(k) }))
+			c1 := loadtest.CPUTime()
+			keyedRPS = append(keyedRPS, rate(keyedCall))
+			c2 := loadtest.CPUTime()
 			unkeyedCPU = append(unkeyedCPU, float64(c1-c0)/parCalls/1e3)
 			keyedCPU = append(keyedCPU, float64(c2-c1)/parCalls/1e3)
 		}
 	}
-	b.ReportMetric(median(keyed)/1e3, "keyed-p50-µs")
-	b.ReportMetric(median(unkeyed)/1e3, "unkeyed-p50-µs")
-	b.ReportMetric(median(keyedRPS), "keyed-calls/s")
-	b.ReportMetric(median(unkeyedRPS), "unkeyed-calls/s")
-	b.ReportMetric(median(keyedCPU), "keyed-cpu-µs/call")
-	b.ReportMetric(median(unkeyedCPU), "unkeyed-cpu-µs/call")
+	b.ReportMetric(loadtest.Median(keyed)/1e3, "keyed-p50-µs")
+	b.ReportMetric(loadtest.Median(unkeyed)/1e3, "unkeyed-p50-µs")
+	b.ReportMetric(loadtest.Median(keyedRPS), "keyed-calls/s")
+	b.ReportMetric(loadtest.Median(unkeyedRPS), "unkeyed-calls/s")
+	b.ReportMetric(loadtest.Median(keyedCPU), "keyed-cpu-µs/call")
+	b.ReportMetric(loadtest.Median(unkeyedCPU), "unkeyed-cpu-µs/call")
 	keyedFiguresOnce.Do(func() {
-		fmt.Printf("figure: keyed_call_p50_us %.0f\n", median(keyed)/1e3)
-		fmt.Printf("figure: unkeyed_call_p50_us %.0f\n", median(unkeyed)/1e3)
-		fmt.Printf("figure: keyed_call_p50_vs_unkeyed %.2f\n", median(keyed)/median(unkeyed))
-		fmt.Printf("figure: keyed_rps64 %.0f\n", median(keyedRPS))
-		fmt.Printf("figure: keyed_rps64_vs_unkeyed %.2f\n", median(keyedRPS)/median(unkeyedRPS))
+		fmt.Printf("figure: keyed_call_p50_us %.0f\n", loadtest.Median(keyed)/1e3)
+		fmt.Printf("figure: unkeyed_call_p50_us %.0f\n", loadtest.Median(unkeyed)/1e3)
+		fmt.Printf("figure: keyed_call_p50_vs_unkeyed %.2f\n", loadtest.Median(keyed)/loadtest.Median(unkeyed))
+		fmt.Printf("figure: keyed_rps64 %.0f\n", loadtest.Median(keyedRPS))
+		fmt.Printf("figure: keyed_rps64_vs_unkeyed %.2f\n", loadtest.Median(keyedRPS)/loadtest.Median(unkeyedRPS))
 	})
 }

@@ -12,6 +12,7 @@ import (
 	eventsv1 "github.com/purista-go/purista/gen/purista/testing/events/v1"
 	"github.com/purista-go/purista/internal/conformance/events"
 	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/internal/loadtest"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -91,10 +92,10 @@ func BenchmarkEvents(b *testing.B) {
 			consumed = append(consumed, perRound/all.Seconds())
 		}
 	}
-	b.ReportMetric(median(consumed), "events/s")
-	b.ReportMetric(median(published), "published/s")
+	b.ReportMetric(loadtest.Median(consumed), "events/s")
+	b.ReportMetric(loadtest.Median(published), "published/s")
 	eventFiguresOnce.Do(func() {
-		fmt.Printf("figure: events_per_s %.0f\n", median(consumed))
-		fmt.Printf("figure: events_published_per_s %.0f\n", median(published))
+		fmt.Printf("figure: events_per_s %.0f\n", loadtest.Median(consumed))
+		fmt.Printf("figure: events_published_per_s %.0f\n", loadtest.Median(published))
 	})
 }

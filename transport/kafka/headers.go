@@ -37,6 +37,14 @@ const (
 	contentTypeProto = "application/protobuf"
 )
 
+// Header values every record carries alike, encoded once. kafka-go only
+// reads them while it writes a record: they are never modified.
+var (
+	versionValue     = []byte(protocolVersion)
+	contentTypeValue = []byte(contentTypeProto)
+	statusOKValue    = []byte("0")
+)
+
 // requestHeaders is a request record's headers, decoded.
 type requestHeaders struct {
 	version        string
@@ -61,11 +69,11 @@ func (h *requestHeaders) requestID() string {
 func encodeRequestHeaders(id, method, replyTo string, deadline time.Time, idemKey string, md metadata.MD) []kafka.Header {
 	h := make([]kafka.Header, 0, 6+len(md))
 	h = append(h,
-		kafka.Header{Key: hdrVersion, Value: []byte(protocolVersion)},
+		kafka.Header{Key: hdrVersion, Value: versionValue},
 		kafka.Header{Key: hdrID, Value: []byte(id)},
 		kafka.Header{Key: hdrMethod, Value: []byte(method)},
 		kafka.Header{Key: hdrReplyTo, Value: []byte(replyTo)},
-		kafka.Header{Key: hdrContentType, Value: []byte(contentTypeProto)},
+		kafka.Header{Key: hdrContentType, Value: contentTypeValue},
 	)
 	if !deadline.IsZero() {
 		h = append(h, kafka.Header{Key: hdrDeadline, Value: strconv.AppendInt(nil, deadline.UnixMilli(), 10)})

@@ -14,6 +14,7 @@ import (
 
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/internal/loadtest"
 )
 
 // kgoEcho is a baseline for the transport, not a transport: the same
@@ -131,6 +132,18 @@ func (e *kgoEcho) call(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// echo makes one call bounded by 10 s.
+func (e *kgoEcho) echo() error { return e.call(context.Background(), 10*time.Second) }
+
+// throughput makes n calls with inflight in flight and returns calls per second.
+func (e *kgoEcho) throughput(tb testing.TB, n, inflight int) float64 {
+	rps, err := loadtest.Rate(n, inflight, time.Minute, e.echo)
+	if err != nil {
+		tb.Fatalf("kgo baseline: %v", err)
+	}
+	return rps
+}
+
 // BenchmarkTransportVsKgo measures, in alternating rounds, the Kafka
 // transport and the kgoEcho baseline at 64 calls in flight on the embedded
 // broker, and prints the transport's rate as a share of the baseline's,
@@ -138,50 +151,28 @@ func (e *kgoEcho) call(ctx context.Context, timeout time.Duration) error {
 func BenchmarkTransportVsKgo(b *testing.B) {
 	brokers := kafkatest.Embedded(b)
 	k := kafkaEcho(b, brokers)
-	base := newKgoEcho(b, brokers, "bench-")
+	base := newKgoEcho(b, brokers, kafkatest.TopicName(b)+".")
 	const rounds, calls, inflight = 5, 5000, 64
 	var kRPS, bRPS, kCPU, bCPU []float64
 	measure := func(f func() float64) (float64, float64) {
-		c0 := cpuTime()
+		c0 := loadtest.CPUTime()
 		rps := f()
-		return rps, float64((cpuTime() - c0).Microseconds()) / calls
+		return rps, float64((loadtest.CPUTime() - c0).Microseconds()) / calls
 	}
 	for range b.N {
 		for range rounds {
 			r, c := measure(func() float64 { return throughput(b, k, calls, inflight) })
 			kRPS, kCPU = append(kRPS, r), append(kCPU, c)
-			r, c = measure(func() float64 {
-				var wg sync.WaitGroup
-				work := make(chan struct{}, calls)
-				for range calls {
-					work <- struct{}{}
-				}
-				close(work)
-				start := time.Now()
-				for range inflight {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for range work {
-							if err := base.call(context.Background(), 10*time.Second); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				return calls / time.Since(start).Seconds()
-			})
+			r, c = measure(func() float64 { return base.throughput(b, calls, inflight) })
 			bRPS, bCPU = append(bRPS, r), append(bCPU, c)
 		}
 	}
-	b.ReportMetric(median(kRPS), "kafka-calls/s")
-	b.ReportMetric(median(bRPS), "kgo-calls/s")
+	b.ReportMetric(loadtest.Median(kRPS), "kafka-calls/s")
+	b.ReportMetric(loadtest.Median(bRPS), "kgo-calls/s")
 	kgoFiguresOnce.Do(func() {
-		fmt.Printf("figure: kafka_rps64_vs_kgo_baseline %.2f\n", median(kRPS)/median(bRPS))
-		fmt.Printf("figure: kafka_cpu_us_per_call %.1f\n", median(kCPU))
-		fmt.Printf("figure: kgo_baseline_cpu_us_per_call %.1f\n", median(bCPU))
+		fmt.Printf("figure: kafka_rps64_vs_kgo_baseline %.2f\n", loadtest.Median(kRPS)/loadtest.Median(bRPS))
+		fmt.Printf("figure: kafka_cpu_us_per_call %.1f\n", loadtest.Median(kCPU))
+		fmt.Printf("figure: kgo_baseline_cpu_us_per_call %.1f\n", loadtest.Median(bCPU))
 	})
 }
 

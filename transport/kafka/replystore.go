@@ -524,19 +524,22 @@ func storedRecord(method, key, requestID string, res dispatch.Result) ([]byte, [
 		{Key: hdrIdempotencyKey, Value: []byte(key)},
 		{Key: hdrID, Value: []byte(requestID)},
 	}
-	headers = append(headers, statusHeaders(st)...)
+	headers = appendStatusHeaders(headers, st)
 	headers = appendMD(headers, hdrHeaderPrefix, res.Header)
 	return body, appendMD(headers, hdrTrailerPrefix, res.Trailer)
 }
 
-// statusHeaders are the status headers of a reply or stored reply.
-func statusHeaders(st *status.Status) []kafka.Header {
-	h := []kafka.Header{{Key: hdrStatus, Value: strconv.AppendInt(nil, int64(st.Code()), 10)}}
-	if st.Code() != codes.OK {
-		h = append(h, kafka.Header{Key: hdrMessage, Value: []byte(st.Message())})
-		if b, err := proto.Marshal(st.Proto()); err == nil {
-			h = append(h, kafka.Header{Key: hdrStatusBin, Value: b})
-		}
+// appendStatusHeaders appends the status headers of a reply or stored
+// reply to h.
+func appendStatusHeaders(h []kafka.Header, st *status.Status) []kafka.Header {
+	if st.Code() == codes.OK {
+		return append(h, kafka.Header{Key: hdrStatus, Value: statusOKValue})
+	}
+	h = append(h,
+		kafka.Header{Key: hdrStatus, Value: strconv.AppendInt(nil, int64(st.Code()), 10)},
+		kafka.Header{Key: hdrMessage, Value: []byte(st.Message())})
+	if b, err := proto.Marshal(st.Proto()); err == nil {
+		h = append(h, kafka.Header{Key: hdrStatusBin, Value: b})
 	}
 	return h
 }

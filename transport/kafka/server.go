@@ -62,13 +62,14 @@ type Server struct {
 	fatal     chan error
 	fatalOnce sync.Once
 
-	stats   serverStats
-	store   *replyStore   // nil when WithReplyStore(0); replystore.go
-	seen    *recentIDs    // request ids taken, until their deadline
-	groups  memberships   // of the group readers, for Ready
-	topics  []TopicSpec   // the request topics, once serving
-	subs    subscriptions // subscriptions.go
-	streams streamServer  // stream.go
+	stats       serverStats
+	replyPrefix string        // every reply topic starts with it: checkReplyTo
+	store       *replyStore   // nil when WithReplyStore(0); replystore.go
+	seen        *recentIDs    // request ids taken, until their deadline
+	groups      memberships   // of the group readers, for Ready
+	topics      []TopicSpec   // the request topics, once serving
+	subs        subscriptions // subscriptions.go
+	streams     streamServer  // stream.go
 }
 
 type serverStats struct {
@@ -148,6 +149,7 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 		stopped:     make(chan struct{}),
 		fatal:       make(chan error, 1),
 		seen:        newRecentIDs(maxRecentIDs),
+		replyPrefix: cfg.topicPrefix + replyTopicPrefix,
 	}
 	if cfg.replyRetention > 0 {
 		// The in-memory window stays, as the store's cache: a key repeated
@@ -588,7 +590,7 @@ func (s *Server) replyWritten(h requestHeaders, err error) {
 // the protocol's naming rule (docs/protocol.md): a reply is never written
 // into a request, event or any other topic a request names.
 func (s *Server) checkReplyTo(topic string) error {
-	prefix := s.cfg.topicPrefix + replyTopicPrefix
+	prefix := s.replyPrefix
 	if !strings.HasPrefix(topic, prefix) || len(topic) == len(prefix) {
 		return fmt.Errorf("a reply topic is named %s<client id>", prefix)
 	}
@@ -601,10 +603,10 @@ func (s *Server) checkReplyTo(topic string) error {
 func replyHeaders(h requestHeaders, st *status.Status, header, trailer metadata.MD) []kafka.Header {
 	headers := make([]kafka.Header, 0, 6+len(header)+len(trailer))
 	headers = append(headers,
-		kafka.Header{Key: hdrVersion, Value: []byte(protocolVersion)},
+		kafka.Header{Key: hdrVersion, Value: versionValue},
 		kafka.Header{Key: hdrCorrelationID, Value: []byte(h.id)},
 	)
-	headers = append(headers, statusHeaders(st)...)
+	headers = appendStatusHeaders(headers, st)
 	headers = appendMD(headers, hdrHeaderPrefix, header)
 	return appendMD(headers, hdrTrailerPrefix, trailer)
 }
