@@ -201,7 +201,7 @@ func (s *Series) Count(code codes.Code) {
 	}
 	c, ok := s.byCode.Load(code)
 	if !ok {
-		c, _ = s.byCode.LoadOrStore(code, s.calls.WithLabelValues(append(append([]string(nil), s.labels...), code.String())...))
+		c, _ = s.byCode.LoadOrStore(code, s.calls.WithLabelValues(append(append([]string(nil), s.labels...), CodeName(code))...))
 	}
 	c.(prometheus.Counter).Inc()
 }

@@ -13,6 +13,8 @@ package telemetry
 import (
 	"context"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -121,9 +123,9 @@ func ProcessName(topic string) string { return "process " + topic }
 func End(span trace.Span, err error, server bool) {
 	if span.IsRecording() {
 		code := status.Code(err)
-		span.SetAttributes(semconv.RPCResponseStatusCode(code.String()))
+		span.SetAttributes(semconv.RPCResponseStatusCode(CodeName(code)))
 		if err != nil && failed(code, server) {
-			span.SetAttributes(attribute.String("error.type", code.String()))
+			span.SetAttributes(attribute.String("error.type", CodeName(code)))
 			span.SetStatus(otelcodes.Error, status.Convert(err).Message())
 		}
 	}
@@ -136,6 +138,32 @@ func EndErr(span trace.Span, err error) {
 		span.SetStatus(otelcodes.Error, err.Error())
 	}
 	span.End()
+}
+
+// codeNames are the gRPC codes as the gRPC specification and
+// google.rpc.Code spell them.
+var codeNames = func() [17]string {
+	var names [17]string
+	for c := range codes.Code(len(names)) {
+		s := c.String()
+		var b strings.Builder
+		for i, r := range s {
+			if i > 0 && unicode.IsUpper(r) && s != "OK" {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToUpper(r))
+		}
+		names[c] = b.String()
+	}
+	return names
+}()
+
+// CodeName returns code as the gRPC specification spells it: NOT_FOUND.
+func CodeName(code codes.Code) string {
+	if int(code) < len(codeNames) {
+		return codeNames[code]
+	}
+	return "CODE_" + strconv.Itoa(int(code))
 }
 
 // failed follows the RPC conventions: every non-OK code is a client

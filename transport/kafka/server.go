@@ -158,6 +158,10 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 	s.disp = dispatch.NewServer(cfg.logger, dd, b.contracts, s.withEventInterceptor(cfg.interceptors)...)
 	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
+	if err := s.registerLag(); err != nil { // lag.go
+		b.close()
+		return nil, fmt.Errorf("kafka: metrics: %w", err)
+	}
 	return s, nil
 }
 
