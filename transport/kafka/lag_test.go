@@ -154,12 +154,12 @@ func TestMetrics(t *testing.T) {
 		m := scrape(t, metricsH)
 		want := map[string]float64{
 			`purista_rpc_server_calls_total{code="OK",` + method + `,` + svc + `}`:             calls,
-			`purista_rpc_server_calls_total{code="NOT_FOUND",method="Fail",` + svc + `}`:        1,
+			`purista_rpc_server_calls_total{code="NOT_FOUND",method="Fail",` + svc + `}`:       1,
 			`purista_rpc_server_duration_seconds_count{` + method + `,` + svc + `}`:            calls,
 			`purista_rpc_server_queue_wait_seconds_count{` + method + `,` + svc + `}`:          calls,
 			`purista_rpc_server_in_flight{` + method + `,` + svc + `}`:                         0,
 			`purista_rpc_client_calls_total{code="OK",` + method + `,` + svc + `}`:             calls,
-			`purista_rpc_client_calls_total{code="NOT_FOUND",method="Fail",` + svc + `}`:        1,
+			`purista_rpc_client_calls_total{code="NOT_FOUND",method="Fail",` + svc + `}`:       1,
 			`purista_rpc_client_duration_seconds_count{` + method + `,` + svc + `}`:            calls,
 			`purista_rpc_client_duration_seconds_bucket{` + method + `,` + svc + `,le="+Inf"}`: calls,
 			`purista_rpc_client_in_flight{` + method + `,` + svc + `}`:                         0,
