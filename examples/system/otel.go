@@ -59,14 +59,9 @@ func SetupTracing(ctx context.Context, component string) (shutdown func(context.
 	if strings.TrimSpace(name) == "" {
 		name = "purista-example-" + component
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(name)))
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(semconv.ServiceName(name)), resource.WithFromEnv())
 	if err != nil {
-		return none, false, fmt.Errorf("OpenTelemetry resource: %w", err)
-	}
-	if env, err := resource.New(ctx, resource.WithFromEnv()); err == nil {
-		if merged, err := resource.Merge(res, env); err == nil {
-			res = merged
-		}
+		return none, false, fmt.Errorf("OpenTelemetry resource (OTEL_RESOURCE_ATTRIBUTES): %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)

@@ -3,12 +3,16 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/purista-go/purista"
 )
 
 // lagTimeout bounds the broker round trips of one scrape.
@@ -138,4 +142,85 @@ func consumerLag(ctx context.Context, b *base, group, topic string) (map[int]int
 		lags[po.Partition] = max(po.LastOffset-from, 0)
 	}
 	return lags, nil
+}
+
+// RequestGroup returns the consumer group the instances of service share
+// to read its request topic (without a WithTopicPrefix prefix).
+func RequestGroup(service string) string { return "purista." + service }
+
+// GroupStatus is a consumer group of a service as the broker knows it: who
+// reads the topic now and how far behind it is.
+type GroupStatus struct {
+	// Service is the service the group belongs to; Event is set for a
+	// subscription group, the name of the event it reads.
+	Service, Event string
+	Group, Topic   string
+	// State is the broker's group state: Stable, PreparingRebalance,
+	// CompletingRebalance, Empty or Dead.
+	State string
+	// Members are the instances in the group now.
+	Members []GroupMember
+	// Lag is the records not yet committed, per partition.
+	Lag map[int]int64
+}
+
+// GroupMember is one instance in a consumer group.
+type GroupMember struct {
+	ClientID, Host string
+	// Partitions are the partitions of the topic assigned to it.
+	Partitions []int
+}
+
+// DescribeGroups reports the request group of every service and the
+// subscription group of every event a service subscribes to: members and
+// lag per partition. A group nobody joined yet is reported with state
+// Empty or Dead and its lag (everything written since the topic began).
+func DescribeGroups(ctx context.Context, brokers []string, services []*purista.Service, opts ...Option) ([]GroupStatus, error) {
+	b, err := adminBase(ctx, brokers, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	var out []GroupStatus
+	for _, s := range services {
+		out = append(out, GroupStatus{Service: s.Name, Group: b.groupID(s.Name), Topic: b.requestTopic(s.Name)})
+		seen := map[string]bool{}
+		for _, m := range s.Methods {
+			if ev := m.Subscribe; ev != nil && !seen[ev.Name] {
+				seen[ev.Name] = true
+				out = append(out, GroupStatus{Service: s.Name, Event: ev.Name, Group: b.subscriptionGroup(s.Name, ev.Name), Topic: b.eventTopic(ev)})
+			}
+		}
+	}
+	ids := make([]string, len(out))
+	for i, g := range out {
+		ids[i] = g.Group
+	}
+	desc, err := b.kc.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: ids})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: describe consumer groups: %w", err)
+	}
+	byID := map[string]kafka.DescribeGroupsResponseGroup{}
+	for _, g := range desc.Groups {
+		byID[g.GroupID] = g
+	}
+	for i := range out {
+		g := &out[i]
+		d := byID[g.Group]
+		g.State = d.GroupState
+		for _, m := range d.Members {
+			gm := GroupMember{ClientID: m.ClientID, Host: m.ClientHost}
+			for _, t := range m.MemberAssignments.Topics {
+				if t.Topic == g.Topic {
+					gm.Partitions = append(gm.Partitions, t.Partitions...)
+				}
+			}
+			slices.Sort(gm.Partitions)
+			g.Members = append(g.Members, gm)
+		}
+		if g.Lag, err = consumerLag(ctx, b, g.Group, g.Topic); err != nil {
+			return nil, fmt.Errorf("kafka: lag of group %s on %s: %w", g.Group, g.Topic, err)
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,90 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
+	"github.com/purista-go/purista/internal/conformance"
+	"github.com/purista-go/purista/internal/kafkatest"
+	"github.com/purista-go/purista/transport/kafka"
+)
+
+// discardExporter takes spans and drops them: what tracing costs the
+// process without an exporter's own cost.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// echoWith serves the Echo service on brokers with extra options for both
+// ends, in an env of its own, and returns a client that has had an answer.
+func echoWith(tb testing.TB, brokers []string, extra ...kafka.Option) testingv1.EchoServiceClient {
+	e := newEnv(tb, brokers)
+	sopts := []kafka.ServerOption{kafka.WithGroupTimings(250*time.Millisecond, 6*time.Second)}
+	var copts []kafka.ClientOption
+	for _, o := range append(e.common(), extra...) {
+		sopts, copts = append(sopts, o), append(copts, o)
+	}
+	ks, err := kafka.NewServer(brokers, sopts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	testingv1.RegisterEchoServiceServer(ks, &conformance.EchoServer{Name: "kafka"})
+	srv := &server{Server: ks}
+	srv.Start(tb)
+	tb.Cleanup(srv.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := kafka.Dial(ctx, brokers, copts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = conn.Close() })
+	c := testingv1.NewEchoServiceClient(conn)
+	if _, err := c.Echo(ctx, &testingv1.EchoRequest{Message: "warm-up"}); err != nil {
+		tb.Fatalf("warm-up call: %v", err)
+	}
+	return c
+}
+
+var tracedFiguresOnce sync.Once
+
+// BenchmarkTracedVsUntraced measures what tracing costs a call on the
+// embedded broker: a client and server with an SDK TracerProvider (every
+// span sampled and recorded: client, send, process, server and reply
+// spans, batched to an exporter that drops them) against a pair with none
+// (the OpenTelemetry global no-op), in alternating rounds, and prints the
+// ratios of their medians. Its work is fixed: run it with -benchtime=1x.
+func BenchmarkTracedVsUntraced(b *testing.B) {
+	brokers := kafkatest.Embedded(b)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	off := echoWith(b, brokers)
+	on := echoWith(b, brokers, kafka.WithTracerProvider(tp))
+	const rounds, seqCalls, parCalls, inflight = 5, 300, 5000, 64
+	var offP50, onP50, offRPS, onRPS []float64
+	for range b.N {
+		for range rounds {
+			offP50 = append(offP50, float64(sequentialP50(b, off, seqCalls)))
+			onP50 = append(onP50, float64(sequentialP50(b, on, seqCalls)))
+			offRPS = append(offRPS, throughput(b, off, parCalls, inflight))
+			onRPS = append(onRPS, throughput(b, on, parCalls, inflight))
+		}
+	}
+	b.ReportMetric(median(onP50)/1e3, "traced-p50-µs")
+	b.ReportMetric(median(offP50)/1e3, "untraced-p50-µs")
+	b.ReportMetric(median(onRPS), "traced-calls/s")
+	b.ReportMetric(median(offRPS), "untraced-calls/s")
+	tracedFiguresOnce.Do(func() {
+		fmt.Printf("figure: traced_p50_us %.0f\n", median(onP50)/1e3)
+		fmt.Printf("figure: untraced_p50_us %.0f\n", median(offP50)/1e3)
+		fmt.Printf("figure: traced_p50_vs_untraced %.2f\n", median(onP50)/median(offP50))
+		fmt.Printf("figure: traced_rps64_vs_untraced %.2f\n", median(onRPS)/median(offRPS))
+	})
+}
