@@ -30,22 +30,22 @@ import (
 
 // Span is a span as the dashboard shows it.
 type Span struct {
-	TraceID  string            `json:"traceId"`
-	SpanID   string            `json:"spanId"`
-	ParentID string            `json:"parentId,omitempty"`
-	Service  string            `json:"service"`
-	Name     string            `json:"name"`
-	Kind     string            `json:"kind"`
-	Start    time.Time         `json:"start"`
-	End      time.Time         `json:"end"`
+	TraceID  string    `json:"traceId"`
+	SpanID   string    `json:"spanId"`
+	ParentID string    `json:"parentId,omitempty"`
+	Service  string    `json:"service"`
+	Name     string    `json:"name"`
+	Kind     string    `json:"kind"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
 	// StartUS and DurUS are the start in microseconds since the epoch and
 	// the duration in microseconds: what the waterfall draws, finer than
 	// JavaScript's dates.
-	StartUS int64 `json:"startUs"`
-	DurUS   int64 `json:"durUs"`
-	Error    bool              `json:"error,omitempty"`
-	Status   string            `json:"status,omitempty"`
-	Attrs    map[string]string `json:"attrs,omitempty"`
+	StartUS int64             `json:"startUs"`
+	DurUS   int64             `json:"durUs"`
+	Error   bool              `json:"error,omitempty"`
+	Status  string            `json:"status,omitempty"`
+	Attrs   map[string]string `json:"attrs,omitempty"`
 	// Links are the trace ids this span links to (an event's publication).
 	Links []string `json:"links,omitempty"`
 }
