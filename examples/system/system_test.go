@@ -2,6 +2,8 @@ package system_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"context"
 	"io"
 	"log/slog"
@@ -154,7 +156,7 @@ func TestDemoKafka(t *testing.T) {
 	if _, body := httpGet(t, d.Base+"/metrics"); !regexp.MustCompile(`purista_kafka_client_calls_total\{client="gateway"\} [1-9]`).MatchString(body) {
 		t.Errorf("gateway /metrics lacks its Kafka client's calls")
 	}
-	checkMethodMetrics(t, d.Base, opsURL)
+	checkGrafana(t, checkMethodMetrics(t, d.Base, opsURL))
 
 	stop()
 	wg.Wait()
@@ -287,7 +289,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 // the /metrics of the gateway and the services: latency, time waited in
 // the topic, results by code, events handled, consumer lag. The event
 // reaches notifications asynchronously, so it polls, bounded.
-func checkMethodMetrics(t *testing.T, gatewayURL string, opsURL map[string]string) {
+func checkMethodMetrics(t *testing.T, gatewayURL string, opsURL map[string]string) (scraped string) {
 	t.Helper()
 	const orders, users = `method="CreateOrder",service="orders.v1.OrdersService"`, `method="GetUser",service="users.v1.UsersService"`
 	want := map[string][]string{
@@ -327,9 +329,67 @@ func checkMethodMetrics(t *testing.T, gatewayURL string, opsURL map[string]strin
 				if len(missing) > 0 {
 					t.Errorf("%s/metrics lacks series matching:\n%s\nit has:\n%s", u, strings.Join(missing, "\n"), grepPurista(body))
 				}
+				scraped += body
 				break
 			}
 		}
+	}
+	return scraped
+}
+
+// checkGrafana checks the Grafana dashboard of examples/grafana against the
+// series the system exported: every metric a panel queries is one, and
+// every label it groups by is one of that metric's.
+func checkGrafana(t *testing.T, scraped string) {
+	t.Helper()
+	b, err := os.ReadFile("../grafana/purista-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Type    string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("purista-dashboard.json: %v", err)
+	}
+	metricRE := regexp.MustCompile(`\bpurista_[a-z0-9_]+`)
+	byRE := regexp.MustCompile(`by \(([a-z_, ]+)\)`)
+	queried := 0
+	for _, p := range dash.Panels {
+		if p.Type != "row" && len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			metrics := metricRE.FindAllString(tg.Expr, -1)
+			if len(metrics) == 0 {
+				t.Errorf("panel %q queries no purista metric: %s", p.Title, tg.Expr)
+			}
+			for _, m := range metrics {
+				queried++
+				series := regexp.MustCompile(`(?m)^` + m + `\{[^}]*\}`).FindAllString(scraped, -1)
+				if series == nil {
+					series = regexp.MustCompile(`(?m)^` + m + ` `).FindAllString(scraped, -1)
+				}
+				if series == nil {
+					t.Errorf("panel %q queries %s, which no component exported", p.Title, m)
+					continue
+				}
+				for _, by := range byRE.FindAllStringSubmatch(tg.Expr, -1) {
+					for _, l := range strings.Split(by[1], ",") {
+						if l = strings.TrimSpace(l); l != "le" && !strings.Contains(strings.Join(series, "\n"), l+`="`) {
+							t.Errorf("panel %q groups %s by %s, a label it does not have", p.Title, m, l)
+						}
+					}
+				}
+			}
+		}
+	}
+	if queried < 15 {
+		t.Errorf("the dashboard queries %d metrics", queried)
 	}
 }
 
