@@ -54,12 +54,25 @@ func NewTracer(tp trace.TracerProvider) Tracer {
 // Start starts a span of kind on ctx. attrs is called only when the span
 // records, so that an unsampled or untraced call builds no attributes.
 func (t Tracer) Start(ctx context.Context, name string, kind trace.SpanKind, attrs func() []attribute.KeyValue, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
-	ctx, span := t.t.Start(ctx, name, append(opts, trace.WithSpanKind(kind))...)
+	if len(opts) == 0 && int(kind) < len(kindOptions) {
+		opts = kindOptions[kind] // no allocation per span
+	} else {
+		opts = append(opts, trace.WithSpanKind(kind))
+	}
+	ctx, span := t.t.Start(ctx, name, opts...)
 	if attrs != nil && span.IsRecording() {
 		span.SetAttributes(attrs()...)
 	}
 	return ctx, span
 }
+
+var kindOptions = func() [6][]trace.SpanStartOption {
+	var o [6][]trace.SpanStartOption
+	for k := range o {
+		o[k] = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKind(k))}
+	}
+	return o
+}()
 
 // RPCName is the span name of a call: "pkg.Service/Method" for the full
 // method "/pkg.Service/Method".

@@ -65,26 +65,42 @@ func BenchmarkTracedVsUntraced(b *testing.B) {
 	brokers := kafkatest.Embedded(b)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	// A tenth of the traces sampled, as a busy service would run: the
+	// unsampled calls carry their context on and record nothing.
+	tp10 := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))
+	b.Cleanup(func() { _ = tp10.Shutdown(context.Background()) })
 	off := echoWith(b, brokers)
 	on := echoWith(b, brokers, kafka.WithTracerProvider(tp))
+	on10 := echoWith(b, brokers, kafka.WithTracerProvider(tp10))
 	const rounds, seqCalls, parCalls, inflight = 5, 300, 5000, 64
-	var offP50, onP50, offRPS, onRPS []float64
+	var offP50, onP50, offRPS, onRPS, offCPU, onCPU, on10RPS, on10CPU []float64
+	par := func(c testingv1.EchoServiceClient, rps, cpu *[]float64) {
+		cpu0 := cpuTime()
+		*rps = append(*rps, throughput(b, c, parCalls, inflight))
+		*cpu = append(*cpu, float64(cpuTime()-cpu0)/parCalls/1e3)
+	}
 	for range b.N {
 		for range rounds {
 			offP50 = append(offP50, float64(sequentialP50(b, off, seqCalls)))
 			onP50 = append(onP50, float64(sequentialP50(b, on, seqCalls)))
-			offRPS = append(offRPS, throughput(b, off, parCalls, inflight))
-			onRPS = append(onRPS, throughput(b, on, parCalls, inflight))
+			par(off, &offRPS, &offCPU)
+			par(on, &onRPS, &onCPU)
+			par(on10, &on10RPS, &on10CPU)
 		}
 	}
 	b.ReportMetric(median(onP50)/1e3, "traced-p50-µs")
 	b.ReportMetric(median(offP50)/1e3, "untraced-p50-µs")
 	b.ReportMetric(median(onRPS), "traced-calls/s")
 	b.ReportMetric(median(offRPS), "untraced-calls/s")
+	b.ReportMetric(median(onCPU), "traced-cpu-µs/call")
+	b.ReportMetric(median(offCPU), "untraced-cpu-µs/call")
 	tracedFiguresOnce.Do(func() {
 		fmt.Printf("figure: traced_p50_us %.0f\n", median(onP50)/1e3)
 		fmt.Printf("figure: untraced_p50_us %.0f\n", median(offP50)/1e3)
 		fmt.Printf("figure: traced_p50_vs_untraced %.2f\n", median(onP50)/median(offP50))
 		fmt.Printf("figure: traced_rps64_vs_untraced %.2f\n", median(onRPS)/median(offRPS))
+		fmt.Printf("figure: traced_cpu_us_per_call %.1f\n", median(onCPU))
+		fmt.Printf("figure: untraced_cpu_us_per_call %.1f\n", median(offCPU))
+		fmt.Printf("figure: traced_sampled10pct_rps64_vs_untraced %.2f\n", median(on10RPS)/median(offRPS))
 	})
 }
