@@ -2,13 +2,13 @@ package system_test
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -370,9 +370,9 @@ func checkGrafana(t *testing.T, scraped string) {
 			}
 			for _, m := range metrics {
 				queried++
-				series := regexp.MustCompile(`(?m)^` + m + `\{[^}]*\}`).FindAllString(scraped, -1)
+				series := regexp.MustCompile(`(?m)^`+m+`\{[^}]*\}`).FindAllString(scraped, -1)
 				if series == nil {
-					series = regexp.MustCompile(`(?m)^` + m + ` `).FindAllString(scraped, -1)
+					series = regexp.MustCompile(`(?m)^`+m+` `).FindAllString(scraped, -1)
 				}
 				if series == nil {
 					t.Errorf("panel %q queries %s, which no component exported", p.Title, m)
