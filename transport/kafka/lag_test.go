@@ -90,28 +90,10 @@ func TestMetrics(t *testing.T) {
 	e := newEnv(t, brokers)
 	reg := prometheus.NewRegistry()
 	metricsH := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	sopts := []kafka.ServerOption{kafka.WithMetrics(reg), kafka.WithGroupTimings(250*time.Millisecond, 6*time.Second)}
-	copts := []kafka.ClientOption{kafka.WithMetrics(reg)}
-	for _, o := range e.common() {
-		sopts, copts = append(sopts, o), append(copts, o)
-	}
-	ks, err := kafka.NewServer(brokers, sopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	echo := &gatedEcho{EchoServer: &conformance.EchoServer{Name: "m"}, gate: make(chan struct{}), started: make(chan struct{}, 8)}
-	testingv1.RegisterEchoServiceServer(ks, echo)
-	srv := &server{Server: ks}
-	srv.Start(t)
-	t.Cleanup(srv.Stop)
+	c := testingv1.NewEchoServiceClient(servePair(t, e, echo, kafka.WithMetrics(reg)))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := kafka.Dial(ctx, brokers, copts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	c := testingv1.NewEchoServiceClient(conn)
 
 	const calls = 4
 	errs := make(chan error, calls)

@@ -22,31 +22,38 @@ type discardExporter struct{}
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
-// echoWith serves the Echo service on brokers with extra options for both
-// ends, in an env of its own, and returns a client that has had an answer.
-func echoWith(tb testing.TB, brokers []string, extra ...kafka.Option) testingv1.EchoServiceClient {
-	e := newEnv(tb, brokers)
+// servePair serves impl as the Echo service in env e with extra options
+// for both ends, and returns a client of it.
+func servePair(tb testing.TB, e *env, impl testingv1.EchoServiceServer, extra ...kafka.Option) *kafka.ClientConn {
 	sopts := []kafka.ServerOption{kafka.WithGroupTimings(250*time.Millisecond, 6*time.Second)}
 	var copts []kafka.ClientOption
 	for _, o := range append(e.common(), extra...) {
 		sopts, copts = append(sopts, o), append(copts, o)
 	}
-	ks, err := kafka.NewServer(brokers, sopts...)
+	ks, err := kafka.NewServer(e.brokers, sopts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	testingv1.RegisterEchoServiceServer(ks, &conformance.EchoServer{Name: "kafka"})
+	testingv1.RegisterEchoServiceServer(ks, impl)
 	srv := &server{Server: ks}
 	srv.Start(tb)
 	tb.Cleanup(srv.Stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := kafka.Dial(ctx, brokers, copts...)
+	conn, err := kafka.Dial(ctx, e.brokers, copts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = conn.Close() })
-	c := testingv1.NewEchoServiceClient(conn)
+	return conn
+}
+
+// echoWith serves the Echo service on brokers with extra options for both
+// ends, in an env of its own, and returns a client that has had an answer.
+func echoWith(tb testing.TB, brokers []string, extra ...kafka.Option) testingv1.EchoServiceClient {
+	c := testingv1.NewEchoServiceClient(servePair(tb, newEnv(tb, brokers), &conformance.EchoServer{Name: "kafka"}, extra...))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if _, err := c.Echo(ctx, &testingv1.EchoRequest{Message: "warm-up"}); err != nil {
 		tb.Fatalf("warm-up call: %v", err)
 	}
