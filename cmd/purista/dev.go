@@ -290,6 +290,13 @@ func (d *dev) run(ctx context.Context) error {
 				}
 				continue
 			}
+			// Ctrl-C reaches the whole process group: a child may stop
+			// before this process has seen the signal. Give it a moment.
+			select {
+			case <-ctx.Done():
+				return d.shutdown(running, nil)
+			case <-time.After(250 * time.Millisecond):
+			}
 			return d.shutdown(running, fmt.Errorf("%s exited (%v); stopping everything", p.name, exitDescription(p.err)))
 		}
 	}
