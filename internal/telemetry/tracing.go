@@ -14,6 +14,8 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 	"unicode"
 
 	"go.opentelemetry.io/otel"
@@ -193,4 +195,47 @@ func failed(code codes.Code, server bool) bool {
 		return true
 	}
 	return false
+}
+
+// pendingEnd is a span to end at a time already passed.
+type pendingEnd struct {
+	span trace.Span
+	at   time.Time
+	err  error
+}
+
+var (
+	endQueue     chan pendingEnd
+	endQueueOnce sync.Once
+)
+
+// EndAt ends span as of at (marking it failed when err is not nil) on a
+// goroutine of its own: for spans that end on a goroutine that must not
+// spend the time, such as a partition writer's acknowledging a batch of
+// records. When the queue is full it ends the span at once.
+func EndAt(span trace.Span, at time.Time, err error) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	endQueueOnce.Do(func() {
+		endQueue = make(chan pendingEnd, 8192)
+		go func() {
+			for e := range endQueue {
+				endAt(e)
+			}
+		}()
+	})
+	select {
+	case endQueue <- pendingEnd{span, at, err}:
+	default:
+		endAt(pendingEnd{span, at, err})
+	}
+}
+
+func endAt(e pendingEnd) {
+	if e.err != nil {
+		e.span.SetStatus(otelcodes.Error, e.err.Error())
+	}
+	e.span.End(trace.WithTimestamp(e.at))
 }

@@ -126,7 +126,7 @@ func (b *base) sendTraced(ctx context.Context, topic string, partition int, msg 
 	}
 	failed := make(chan error, 1)
 	pr := &pendingRecord{msg: msg, deadline: recordDeadline(ctx), then: func(err error) {
-		telemetry.EndErr(span, err)
+		telemetry.EndAt(span, time.Now(), err) // off the partition writer's goroutine
 		if err != nil {
 			failed <- err
 		}
@@ -192,8 +192,10 @@ func (o *requestObs) replied(err error, done func()) func() {
 		return telemetry.MessagingAttrs(telemetry.Send, o.replyTo, 0, nil, "", "", -1)
 	})
 	return func() {
-		reply.End()
-		o.process.End()
+		// On the partition writer's goroutine: the spans end off it.
+		now := time.Now()
+		telemetry.EndAt(reply, now, nil)
+		telemetry.EndAt(o.process, now, nil)
 		done()
 	}
 }
