@@ -17,7 +17,7 @@ BENCHTIME ?= 1s
 GO_TEST_FLAGS ?=
 export GO_TEST_FLAGS
 
-.PHONY: help tools generate contracts-deps check-generated lint test test-kafka faults fuzz demo bench dashboard
+.PHONY: help tools generate contracts-deps check-generated lint test test-kafka faults fuzz client-ts demo bench dashboard
 
 help: ## Show this list.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -28,22 +28,29 @@ help: ## Show this list.
 $(BUF):
 	npm install --no-save --no-audit --no-fund --loglevel=error --prefix .cache/buf @bufbuild/buf@$(BUF_VERSION)
 
-tools: $(BUF) ## Install buf (npm, into .cache) and fetch google/api protos (into third_party).
+tools: $(BUF) ## Install buf (npm, into .cache) and fetch google/api and buf/validate protos (into third_party).
 	@$(BUF) --version | grep -qx '$(BUF_VERSION)' || npm install --no-save --no-audit --no-fund --loglevel=error --prefix .cache/buf @bufbuild/buf@$(BUF_VERSION)
 	@scripts/fetch-googleapis.sh
 
+# The plugin is built from this module, which imports the Go code of
+# purista/v1/options.proto: that code is generated first, alone, so that a
+# new option can be used by the plugin that the full run then builds.
+BOOTSTRAP_TEMPLATE := {"version":"v2","plugins":[{"local":["go","tool","-modfile=tools/go.mod","protoc-gen-go"],"out":"gen","opt":"paths=source_relative"}]}
 generate: tools contracts-deps ## Regenerate gen/ from proto/ and examples/contracts/gen/ from the example contracts.
+	$(BUF) generate --template '$(BOOTSTRAP_TEMPLATE)' --path proto/purista/v1/options.proto
 	$(BUF) generate
 	go test ./protoc-gen-purista -run '^TestGolden$$' -count=1 -update # plugin golden files
 	cd $(CONTRACTS) && ../../$(BUF) generate # the example contracts: a buf workspace of their own
 
 # The example contracts import purista/v1/options.proto (a committed copy of
-# proto/'s, kept current here) and google/api (fetched, ignored by git).
+# proto/'s, kept current here), google/api and buf/validate (fetched,
+# ignored by git).
 contracts-deps: tools
 	@install -D -m 0644 proto/purista/v1/options.proto $(CONTRACTS)/third_party/purista/v1/options.proto
 	@for f in annotations.proto http.proto; do \
 		install -D -m 0644 third_party/googleapis/google/api/$$f $(CONTRACTS)/third_party/google/api/$$f; \
 	done
+	@install -D -m 0644 third_party/protovalidate/buf/validate/validate.proto $(CONTRACTS)/third_party/buf/validate/validate.proto
 
 check-generated: generate ## Fail if regenerating changes the tree (run on a clean tree).
 	@if [ -n "$$(git status --porcelain)" ]; then \
@@ -127,6 +134,14 @@ fuzz: ## Fuzz the gateway's request decoding for FUZZTIME (60s) and print its fi
 	errors=$$(grep -c 'Failing input written to' .cache/fuzz.out || true); \
 	echo; echo "figures:"; echo "figure: http_fuzz_cases $${cases:-0}"; echo "figure: http_fuzz_server_errors $${errors:-0}"; \
 	exit $$rc
+
+# A TypeScript client generated from the example gateway's served OpenAPI 3
+# document (openapi-typescript, type-checked by tsc) and run by Node through
+# openapi-fetch against the example system under `purista dev`
+# (scripts/client-ts.sh; npm packages pinned by
+# examples/client-ts/package-lock.json, installed into .cache/client-ts).
+client-ts: ## Generate the TypeScript client from the served OpenAPI 3 and run it against the example system (Node, npm).
+	@scripts/client-ts.sh
 
 # The example system on the embedded broker, run by `purista dev` from
 # examples/purista.yaml as a user's system is: gateway first, the demo

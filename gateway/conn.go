@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/purista-go/purista/internal/dispatch"
 )
 
 // ReasonNoAnswer is the google.rpc.ErrorInfo reason of a 504 the gateway
@@ -82,6 +84,11 @@ func (c *gatewayConn) Invoke(ctx context.Context, method string, args, reply any
 	if err := c.g.checkSize(args); err != nil {
 		return err
 	}
+	// The contract's protovalidate rules, before a record is produced: a
+	// 400 with the field violations, and no service's time spent.
+	if err := dispatch.Validate(args); err != nil {
+		return err
+	}
 	err = c.cc.Invoke(ctx, method, args, reply, opts...)
 	if err != nil {
 		return c.g.explain(ctx, err, method, r)
@@ -98,7 +105,18 @@ func (c *gatewayConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 	if err != nil {
 		return nil, c.g.explain(ctx, err, method, r)
 	}
-	return s, nil
+	return validatingStream{s}, nil
+}
+
+// validatingStream checks each request message against the contract's
+// protovalidate rules before it is sent.
+type validatingStream struct{ grpc.ClientStream }
+
+func (s validatingStream) SendMsg(m any) error {
+	if err := dispatch.Validate(m); err != nil {
+		return err
+	}
+	return s.ClientStream.SendMsg(m)
 }
 
 // checkSize refuses a request message that encodes larger than the body

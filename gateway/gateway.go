@@ -228,7 +228,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 	}
 
 	if len(c.openapi) > 0 {
-		if g.openapiV2, g.openapiV3, err = buildOpenAPI(c.openapi, c.openapiTitle, c.openapiVersion); err != nil {
+		if g.openapiV2, g.openapiV3, err = buildOpenAPI(c.openapi, c.openapiTitle, c.openapiVersion, c.services); err != nil {
 			return nil, err
 		}
 	}

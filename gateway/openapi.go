@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi2"
 	"github.com/getkin/kin-openapi/openapi2conv"
@@ -16,7 +17,12 @@ import (
 // OpenAPI 3.0. Paths, definitions, parameters, responses and security
 // definitions are united; the same name with different content in two
 // documents is an error, as two operations on one path and verb are.
-func buildOpenAPI(docs [][]byte, title, version string) (v2, v3 []byte, err error) {
+//
+// The contracts' protovalidate rules are written into the documents
+// (addRules), operation ids made unique, and a title and version that are
+// file names or "version not set" replaced by the services' names and
+// package versions unless title and version are given.
+func buildOpenAPI(docs [][]byte, title, version string, services []Service) (v2, v3 []byte, err error) {
 	merged := map[string]any{}
 	for i, raw := range docs {
 		var doc map[string]any
@@ -32,29 +38,32 @@ func buildOpenAPI(docs [][]byte, title, version string) (v2, v3 []byte, err erro
 			return nil, nil, fmt.Errorf("gateway: merging OpenAPI document %d: %w", i+1, err)
 		}
 	}
-	if len(docs) > 1 {
-		// Titles of single files ("users/v1/users.proto") do not describe
-		// a merge.
-		info, _ := merged["info"].(map[string]any)
-		if info == nil {
-			info = map[string]any{}
-		}
-		info["title"] = "purista gateway"
-		merged["info"] = info
+	info, _ := merged["info"].(map[string]any)
+	if info == nil {
+		info = map[string]any{}
 	}
-	if title != "" || version != "" {
-		info, _ := merged["info"].(map[string]any)
-		if info == nil {
-			info = map[string]any{}
-		}
-		if title != "" {
-			info["title"] = title
-		}
-		if version != "" {
-			info["version"] = version
-		}
-		merged["info"] = info
+	merged["info"] = info
+	defTitle, defVersion := defaultInfo(services)
+	if t, _ := info["title"].(string); title == "" && (len(docs) > 1 || t == "" || strings.HasSuffix(t, ".proto")) && defTitle != "" {
+		// The title of a single file ("users/v1/users.proto") describes
+		// neither the API nor a merge.
+		title = defTitle
 	}
+	if v, _ := info["version"].(string); version == "" && (v == "" || v == "version not set") {
+		version = defVersion
+		if version == "" {
+			version = "unversioned"
+		}
+	}
+	if title != "" {
+		info["title"] = title
+	}
+	if version != "" {
+		info["version"] = version
+	}
+	ops := contractOps(services)
+	addRules(merged, ops)
+	uniqueOperationIDs(merged, ops)
 	if v2, err = json.Marshal(merged); err != nil {
 		return nil, nil, fmt.Errorf("gateway: encoding the merged OpenAPI document: %w", err)
 	}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -34,8 +36,16 @@ func TestOpenAPIEndpoints(t *testing.T) {
 	if err := json.Unmarshal(swagger(t), &want); err != nil {
 		t.Fatal(err)
 	}
-	if !jsonEqual(v2["paths"], want["paths"]) || !jsonEqual(v2["definitions"], want["definitions"]) {
-		t.Errorf("served v2 differs from the generated document")
+	// The generated document's paths and definitions, with the contract's
+	// rules added (TestOpenAPIDocumentsValid looks at those).
+	if !jsonEqual(sortedKeys(v2["paths"]), sortedKeys(want["paths"])) || !jsonEqual(sortedKeys(v2["definitions"]), sortedKeys(want["definitions"])) {
+		t.Errorf("served v2 has other paths or definitions than the generated document")
+	}
+	// Without gateway.WithOpenAPIInfo: the service's name and its
+	// package's version, not protoc-gen-openapiv2's file name and
+	// "version not set".
+	if info := v2["info"].(map[string]any); info["title"] != "purista.testing.v1.EchoService" || info["version"] != "v1" {
+		t.Errorf("info %v, want the service's name and version v1", info)
 	}
 
 	r = do(t, "GET", url+"/openapi.v3.json", nil)
@@ -56,6 +66,12 @@ func TestOpenAPIEndpoints(t *testing.T) {
 			t.Errorf("no %s in the OpenAPI 3 document", p)
 		}
 	}
+}
+
+func sortedKeys(v any) []string {
+	out := keys(v.(map[string]any))
+	sort.Strings(out)
+	return out
 }
 
 func TestOpenAPINotConfigured404(t *testing.T) {
@@ -285,4 +301,42 @@ func keys(m map[string]any) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// Two packages' services of one short name get the same operation ids from
+// protoc-gen-openapiv2; merged, each colliding id becomes unique and stays
+// the same from one build to the next.
+func TestOpenAPIOperationIDsUnique(t *testing.T) {
+	doc := func(path string) []byte {
+		return fmt.Appendf(nil, `{"swagger":"2.0","info":{"title":"t","version":"1"},"paths":{%q:{"get":{"operationId":"UsersService_GetUser",
+			"responses":{"200":{"description":"ok"}}}}}}`, path)
+	}
+	cc, _ := startGRPC(t)
+	var first []byte
+	for range 3 {
+		g, err := gateway.New(cc, gateway.WithServices(echoService()), gateway.WithLogger(quietLogger()),
+			gateway.WithOpenAPI(doc("/v1/users/{id}"), doc("/v2/users/{id}")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, httptest.NewRequest("GET", gateway.PathOpenAPIv3, nil))
+		var v3 struct {
+			Paths map[string]map[string]struct {
+				OperationID string `json:"operationId"`
+			}
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &v3); err != nil {
+			t.Fatal(err)
+		}
+		a, b := v3.Paths["/v1/users/{id}"]["get"].OperationID, v3.Paths["/v2/users/{id}"]["get"].OperationID
+		if a == "" || a == b {
+			t.Fatalf("operation ids %q and %q, want two different ones", a, b)
+		}
+		if first == nil {
+			first = rec.Body.Bytes()
+		} else if !bytes.Equal(first, rec.Body.Bytes()) {
+			t.Fatalf("the document differs from one build to the next")
+		}
+	}
 }

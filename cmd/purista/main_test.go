@@ -90,8 +90,8 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("purista routes lacks %q:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "\n"); n != 9 {
-		t.Errorf("purista routes printed %d lines, want a header and 8 routes:\n%s", n, out)
+	if n := strings.Count(out, "\n"); n != 10 {
+		t.Errorf("purista routes printed %d lines, want a header and 9 routes:\n%s", n, out)
 	}
 
 	out, _, code = cli(t, "routes", "--image", img, "--json")
@@ -105,7 +105,7 @@ func TestRoutes(t *testing.T) {
 			found = r.Public && r.Verb == "POST" && r.Path == "/v1/users" && r.Timeout == "5s"
 		}
 	}
-	if len(routes) != 8 || !found {
+	if len(routes) != 9 || !found {
 		t.Errorf("purista routes --json: want 8 routes with the public POST /v1/users (5s):\n%s", out)
 	}
 }

@@ -80,6 +80,10 @@ func TestTutorial(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(googleapis, "google", "api", "annotations.proto")); err != nil {
 		missing(t, "the google/api protos", "run make tools")
 	}
+	protovalidate := filepath.Join(root, "third_party", "protovalidate")
+	if _, err := os.Stat(filepath.Join(protovalidate, "buf", "validate", "validate.proto")); err != nil {
+		missing(t, "buf/validate/validate.proto", "run make tools")
+	}
 	snippets := readSnippets(t, filepath.Join(root, "README.md"))
 	work := t.TempDir()
 	bin := filepath.Join(work, "bin")
@@ -92,6 +96,7 @@ func TestTutorial(t *testing.T) {
 			return rel == "buf.yaml" || rel == "buf.gen.yaml" || strings.HasPrefix(rel, "proto/") || strings.HasPrefix(rel, "third_party/purista/")
 		})
 		copyTree(t, googleapis, filepath.Join(dir, "third_party"), func(rel string) bool { return strings.HasPrefix(rel, "google/api/") })
+		copyTree(t, protovalidate, filepath.Join(dir, "third_party"), func(rel string) bool { return strings.HasPrefix(rel, "buf/validate/") })
 	}
 
 	// Step 1: the README's method and messages go into the contract.

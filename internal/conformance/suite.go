@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/purista-go/purista"
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 )
 
@@ -58,10 +60,12 @@ func Run(t *testing.T, newEnv func(t testing.TB) Env) {
 		{"ContractTimeout", testContractTimeout},
 		{"DeadlineExceeded", testDeadlineExceeded},
 		{"Interceptors", testInterceptors},
+		{"Validation", testValidation},
 		{"NoOutgoingLeak", testNoOutgoingLeak},
 		{"UnknownMethod", testUnknownMethod},
 		{"NoContract", testNoContract},
 		{"Idempotency", testIdempotency},
+		{"KeyedCalls", testKeyedCalls},
 		{"ServerStartsLater", testServerStartsLater},
 		{"ExpiredWhileWaiting", testExpiredWhileWaiting},
 		{"Concurrent", testConcurrent},
@@ -300,6 +304,49 @@ func testIdempotency(t *testing.T, env Env) {
 	}
 }
 
+// testKeyedCalls: a call with an idempotency key runs once per key, on any
+// method, and its answer — an error that is not transient too — answers a
+// repeat; a keyed call answered UNAVAILABLE is retried as the default
+// policy allows (5 tries), an unkeyed one never.
+func testKeyedCalls(t *testing.T, env Env) {
+	c, impl := setup(t, env)
+	ctx := ctxTimeout(t, 30*time.Second)
+	keyed := func(key string) context.Context { return purista.WithIdempotencyKey(ctx, key) }
+
+	for range 2 {
+		resp, err := c.Echo(keyed("echo-once"), &testingv1.EchoRequest{Message: "once"})
+		if err != nil || resp.GetMessage() != "once" {
+			t.Fatalf("keyed Echo = %v, %v", resp, err)
+		}
+	}
+	if n := impl.Calls(); n != 1 {
+		t.Errorf("Echo with one key twice ran %d times, want 1", n)
+	}
+	refused := &testingv1.FailRequest{Code: int32(codes.FailedPrecondition), Message: "not now"}
+	for range 2 {
+		if _, err := c.Fail(keyed("fail-once"), refused); status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != "not now" {
+			t.Fatalf("keyed Fail = %v, want FAILED_PRECONDITION \"not now\"", err)
+		}
+	}
+	if n := impl.Calls(); n != 2 {
+		t.Errorf("Fail with one key twice ran %d times, want 1", n-1)
+	}
+
+	unavailable := &testingv1.FailRequest{Code: int32(codes.Unavailable), Message: "try later"}
+	if _, err := c.Fail(ctx, unavailable); status.Code(err) != codes.Unavailable {
+		t.Fatalf("unkeyed Fail = %v, want UNAVAILABLE", err)
+	}
+	if n := impl.Calls(); n != 3 {
+		t.Errorf("unkeyed UNAVAILABLE call ran %d times, want 1: it must not be retried", n-2)
+	}
+	if _, err := c.Fail(keyed("retried"), unavailable); status.Code(err) != codes.Unavailable {
+		t.Fatalf("keyed Fail = %v, want UNAVAILABLE after the retries", err)
+	}
+	if n, want := impl.Calls()-3, int64(purista.DefaultRetryPolicy().MaxAttempts); n != want {
+		t.Errorf("keyed UNAVAILABLE call ran %d times, want %d (the default policy's tries)", n, want)
+	}
+}
+
 func testServerStartsLater(t *testing.T, env Env) {
 	c := testingv1.NewEchoServiceClient(env.Client(t, Options{}))
 	const n = 5
@@ -394,4 +441,50 @@ func testNoOutgoingLeak(t *testing.T, env Env) {
 	if got := impl.LastMetadata().Get("x-caller-only"); len(got) != 1 {
 		t.Fatalf("incoming metadata x-caller-only = %q, want the caller's value", got)
 	}
+}
+
+// testValidation: a request that breaks its contract's protovalidate rules
+// is refused with INVALID_ARGUMENT and a google.rpc.BadRequest detail naming
+// each field, before any interceptor or the handler runs.
+func testValidation(t *testing.T, env Env) {
+	impl := &EchoServer{Name: "s1"}
+	var intercepted atomic.Int64
+	serve(t, env, Options{ServerInterceptors: []grpc.UnaryServerInterceptor{
+		func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			intercepted.Add(1)
+			return h(ctx, req)
+		},
+	}}, impl)
+	c := testingv1.NewEchoServiceClient(env.Client(t, Options{}))
+	_, err := c.Echo(ctxTimeout(t, 20*time.Second), &testingv1.EchoRequest{Message: "long key", Key: strings.Repeat("k", 65)})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "key") {
+		t.Fatalf("Echo with a 65-character key = %v, want INVALID_ARGUMENT naming the field key", err)
+	}
+	if got := FieldViolations(err); !slices.Equal(got, []string{"key: string.max_len"}) {
+		t.Errorf("Echo with a 65-character key: field violations %v, want [key: string.max_len]", got)
+	}
+	_, err = c.Fail(ctxTimeout(t, 20*time.Second), &testingv1.FailRequest{Code: 99})
+	if status.Code(err) != codes.InvalidArgument || len(FieldViolations(err)) != 1 || !strings.HasPrefix(FieldViolations(err)[0], "code: ") {
+		t.Errorf("Fail with code 99 = %v %v, want INVALID_ARGUMENT with one violation of field code", err, FieldViolations(err))
+	}
+	if n, m := impl.Calls(), intercepted.Load(); n != 0 || m != 0 {
+		t.Errorf("invalid requests reached %d handlers and %d interceptors, want none", n, m)
+	}
+	if _, err := c.Echo(ctxTimeout(t, 20*time.Second), &testingv1.EchoRequest{Message: "ok", Key: strings.Repeat("k", 64)}); err != nil {
+		t.Fatalf("Echo with a 64-character key: %v", err)
+	}
+}
+
+// FieldViolations lists the google.rpc.BadRequest field violations of a
+// status error as "field: reason".
+func FieldViolations(err error) []string {
+	var out []string
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				out = append(out, v.GetField()+": "+v.GetReason())
+			}
+		}
+	}
+	return out
 }

@@ -177,5 +177,11 @@ func (h *handlerStream) RecvMsg(m any) error {
 		h.decErr = status.Errorf(codes.InvalidArgument, "request for %s does not decode as %T: %v", h.method, m, err)
 		return h.decErr
 	}
+	// Unary interceptors do not run on streams: the request is checked
+	// against its contract's rules here instead.
+	if err := Validate(m); err != nil {
+		h.decErr = err
+		return err
+	}
 	return nil
 }

@@ -4,6 +4,8 @@
 //
 //   - a handler panic is INTERNAL, logged, and the server lives on;
 //   - a request whose deadline passed before its handler ran is not run;
+//   - a request that breaks its contract's protovalidate rules is refused
+//     with INVALID_ARGUMENT and a google.rpc.BadRequest detail;
 //   - idempotent methods are answered from a dedup window by idempotency key;
 //   - a call without a deadline gets its contract's timeout;
 //   - a call made before the server listens waits for it within its
@@ -140,6 +142,11 @@ func (s *server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		// The deadline passed while the request waited: do not run it.
 		return nil, status.FromContextError(err).Err()
 	}
+	// The contract's protovalidate rules, checked before any handler or
+	// interceptor runs, as on the other transports.
+	if err := dispatch.Validate(req); err != nil {
+		return nil, err
+	}
 	run := func() (res dispatch.Result) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -156,9 +163,8 @@ func (s *server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		return dispatch.Result{Response: resp, Err: dispatch.ToStatusError(err)}
 	}
 	var res dispatch.Result
-	_, m, ok := s.contracts.Method(info.FullMethod)
 	md, _ := metadata.FromIncomingContext(ctx)
-	if key := dispatch.IdempotencyKey(md); s.dedup != nil && ok && m.Idempotent && key != "" {
+	if key := dispatch.IdempotencyKey(md); s.dedup != nil && key != "" {
 		res = s.dedup.Do(info.FullMethod+"\x00"+key, run)
 	} else {
 		res = run()
@@ -172,18 +178,29 @@ func (s *server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 			err = dispatch.Panicked(ss.Context(), s.cfg.logger, info.FullMethod, r)
 		}
 	}()
+	ctx := ss.Context()
 	if s.cfg.publisher != nil {
-		ss = publishingStream{ServerStream: ss, ctx: purista.ContextWithPublisher(ss.Context(), s.cfg.publisher)}
+		ctx = purista.ContextWithPublisher(ctx, s.cfg.publisher)
 	}
-	return handler(srv, ss)
+	return handler(srv, validatingStream{ServerStream: ss, ctx: ctx})
 }
 
-type publishingStream struct {
+// validatingStream gives a streaming handler its context (with the
+// publisher) and checks every message it receives against the contract's
+// protovalidate rules, as the other transports do.
+type validatingStream struct {
 	grpc.ServerStream
 	ctx context.Context
 }
 
-func (p publishingStream) Context() context.Context { return p.ctx }
+func (p validatingStream) Context() context.Context { return p.ctx }
+
+func (p validatingStream) RecvMsg(m any) error {
+	if err := p.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return dispatch.Validate(m)
+}
 
 // DialOptions returns the options that give a grpc.ClientConn purista's
 // semantics for calls to the services of its contracts. A call to a service
@@ -200,7 +217,19 @@ func DialOptions(opts ...Option) ([]grpc.DialOption, error) {
 		}
 		ctx, cancel := contracts.WithDefaultTimeout(ctx, method, c.defaultTimeout)
 		defer cancel()
-		return invoker(ctx, method, req, reply, cc, opts...)
+		// Keyed calls are retried after UNAVAILABLE as on the other
+		// transports, with the key in metadata for the server's window.
+		_, m, _ := contracts.Method(method)
+		md, _ := metadata.FromOutgoingContext(ctx)
+		key := dispatch.CallKey(opts, md, m)
+		if key != "" && dispatch.IdempotencyKey(md) != key {
+			md = md.Copy()
+			md.Set(dispatch.IdempotencyMetadataKey, key)
+			ctx = metadata.NewOutgoingContext(ctx, md)
+		}
+		return dispatch.RetryKeyed(ctx, key != "", dispatch.RetryPolicy(m, nil), nil, func() error {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}, nil)
 	}
 	stream := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		if _, err := contracts.Require(method); err != nil {

@@ -40,6 +40,8 @@ type V1CountResponse struct {
 
 // V1EchoRequest EchoRequest carries a payload.
 type V1EchoRequest struct {
+	// Key The partition key; a protovalidate rule limits it to 64 characters,
+	// which the conformance suite checks every transport enforces.
 	Key     *string `json:"key,omitempty"`
 	Message *string `json:"message,omitempty"`
 	Payload *[]byte `json:"payload,omitempty"`

@@ -103,6 +103,7 @@ func Run(t *testing.T, newEnv func(t testing.TB) conformance.Env) {
 		{"Deadline", testDeadline},
 		{"FlowControl", testFlowControl},
 		{"ClientStreamingUnimplemented", testClientStreaming},
+		{"Validation", testValidation},
 	}
 	env := newEnv(t)
 	impl := NewServer()
@@ -297,6 +298,24 @@ func testClientStreaming(t *testing.T, c streamv1.StreamServiceClient, _ *Server
 // one line of newline-delimited JSON, an error after messages is a last
 // {"error": ...} line, and a client that goes away mid-stream ends the
 // handler.
+// testValidation: a request that breaks the contract's rules ends the
+// stream with INVALID_ARGUMENT and the field violations, before the handler
+// runs.
+func testValidation(t *testing.T, c streamv1.StreamServiceClient, s *Server) {
+	st, err := c.Count(ctxTimeout(t, 30*time.Second), &streamv1.CountRequest{Count: -1})
+	if err == nil {
+		_, err = recvAll(st)
+	}
+	if status.Code(err) != codes.InvalidArgument || !slices.Equal(conformance.FieldViolations(err), []string{"count: int32.gte_lte"}) {
+		t.Fatalf("Count(-1) = %v %v, want INVALID_ARGUMENT with the violation count: int32.gte_lte", err, conformance.FieldViolations(err))
+	}
+	select {
+	case err := <-s.Ended():
+		t.Fatalf("the handler ran for an invalid request (ended with %v)", err)
+	default:
+	}
+}
+
 func RunGateway(t *testing.T, newEnv func(t testing.TB) conformance.Env) {
 	env := newEnv(t)
 	impl := NewServer()
@@ -367,6 +386,27 @@ func RunGateway(t *testing.T, newEnv func(t testing.TB) conformance.Env) {
 		}
 		if l := next(sc); l.Error == nil || l.Error.Code != int(codes.FailedPrecondition) || l.Error.Message != "out of numbers" {
 			t.Fatalf("last line = %+v, want the FAILED_PRECONDITION error", l)
+		}
+	})
+	t.Run("Invalid", func(t *testing.T) {
+		resp, _ := get(ctxTimeout(t, 30*time.Second), "count=-1")
+		defer resp.Body.Close()
+		var body struct {
+			Code    int `json:"code"`
+			Details []struct {
+				Type            string `json:"@type"`
+				FieldViolations []struct {
+					Field, Reason string
+				} `json:"fieldViolations"`
+			} `json:"details"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("status %d, body not JSON: %v", resp.StatusCode, err)
+		}
+		if resp.StatusCode != http.StatusBadRequest || body.Code != int(codes.InvalidArgument) || len(body.Details) != 1 ||
+			body.Details[0].Type != "type.googleapis.com/google.rpc.BadRequest" || len(body.Details[0].FieldViolations) != 1 ||
+			body.Details[0].FieldViolations[0].Field != "count" {
+			t.Fatalf("GET count=-1: %d %+v, want 400 with a BadRequest naming count", resp.StatusCode, body)
 		}
 	})
 	t.Run("ClientGoesAway", func(t *testing.T) {

@@ -1,5 +1,5 @@
 // Command dumpspec writes the OpenAPI 3 document a gateway serves for the
-// given OpenAPI 2 documents, indented, as the committed input of the
+// given OpenAPI 2 documents of the Echo test service, indented, as the committed input of the
 // generated test client.
 package main
 
@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/purista-go/purista/gateway"
+	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 )
 
 // noConn is never called: dumpspec only asks for the OpenAPI document.
@@ -54,7 +55,9 @@ func run(in, out string) error {
 // ServedV3 returns what a gateway with the document serves on
 // /openapi.v3.json, indented.
 func ServedV3(v2 []byte) ([]byte, error) {
-	g, err := gateway.New(noConn{}, gateway.WithServices(), gateway.WithOpenAPI(v2))
+	g, err := gateway.New(noConn{}, gateway.WithOpenAPI(v2),
+		// The service, for its rules and name in the document.
+		gateway.WithServices(gateway.Service{Contract: testingv1.EchoService_PuristaService, RegisterHTTP: testingv1.RegisterEchoServiceHTTP}))
 	if err != nil {
 		return nil, err
 	}

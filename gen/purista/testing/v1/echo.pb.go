@@ -9,6 +9,7 @@
 package testingv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/purista-go/purista/gen/purista/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -28,10 +29,12 @@ const (
 
 // EchoRequest carries a payload.
 type EchoRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
-	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Message string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	Payload []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// The partition key; a protovalidate rule limits it to 64 characters,
+	// which the conformance suite checks every transport enforces.
+	Key           string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -151,9 +154,10 @@ func (x *EchoResponse) GetServer() string {
 
 // FailRequest names the status to fail with.
 type FailRequest struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Code    int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A gRPC status code.
+	Code    int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// When set, the status carries a google.rpc.ErrorInfo detail with this reason.
 	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -516,17 +520,17 @@ var File_purista_testing_v1_echo_proto protoreflect.FileDescriptor
 
 const file_purista_testing_v1_echo_proto_rawDesc = "" +
 	"\n" +
-	"\x1dpurista/testing/v1/echo.proto\x12\x12purista.testing.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x18purista/v1/options.proto\"S\n" +
+	"\x1dpurista/testing/v1/echo.proto\x12\x12purista.testing.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x18purista/v1/options.proto\"\\\n" +
 	"\vEchoRequest\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x18\n" +
-	"\apayload\x18\x02 \x01(\fR\apayload\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"Z\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\x12\x19\n" +
+	"\x03key\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x03key\"Z\n" +
 	"\fEchoResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x16\n" +
-	"\x06server\x18\x03 \x01(\tR\x06server\"S\n" +
-	"\vFailRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\x06server\x18\x03 \x01(\tR\x06server\"^\n" +
+	"\vFailRequest\x12\x1d\n" +
+	"\x04code\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x10(\x00R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x0e\n" +
 	"\fFailResponse\"E\n" +

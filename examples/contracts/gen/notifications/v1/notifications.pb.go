@@ -10,6 +10,7 @@
 package notificationsv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/purista-go/purista/examples/contracts/gen/orders/v1"
 	_ "github.com/purista-go/purista/gen/purista/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
@@ -327,20 +328,21 @@ var File_notifications_v1_notifications_proto protoreflect.FileDescriptor
 
 const file_notifications_v1_notifications_proto_rawDesc = "" +
 	"\n" +
-	"$notifications/v1/notifications.proto\x12\x10notifications.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orders/v1/orders.proto\x1a\x18purista/v1/options.proto\"\xa1\x01\n" +
+	"$notifications/v1/notifications.proto\x12\x10notifications.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orders/v1/orders.proto\x1a\x18purista/v1/options.proto\"\xa1\x01\n" +
 	"\fNotification\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"F\n" +
-	"\x17SendNotificationRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"^\n" +
+	"createTime\"[\n" +
+	"\x17SendNotificationRequest\x12 \n" +
+	"\auser_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06userId\x12\x1e\n" +
+	"\x04text\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xf4\x03R\x04text\"^\n" +
 	"\x18SendNotificationResponse\x12B\n" +
-	"\fnotification\x18\x01 \x01(\v2\x1e.notifications.v1.NotificationR\fnotification\"3\n" +
-	"\x18ListNotificationsRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"a\n" +
+	"\fnotification\x18\x01 \x01(\v2\x1e.notifications.v1.NotificationR\fnotification\"<\n" +
+	"\x18ListNotificationsRequest\x12 \n" +
+	"\auser_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06userId\"a\n" +
 	"\x19ListNotificationsResponse\x12D\n" +
 	"\rnotifications\x18\x01 \x03(\v2\x1e.notifications.v1.NotificationR\rnotifications\"\x17\n" +
 	"\x15OnOrderPlacedResponse2\xdf\x03\n" +

@@ -11,6 +11,7 @@
 package ordersv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/purista-go/purista/gen/purista/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -602,11 +603,11 @@ var File_orders_v1_orders_proto protoreflect.FileDescriptor
 
 const file_orders_v1_orders_proto_rawDesc = "" +
 	"\n" +
-	"\x16orders/v1/orders.proto\x12\torders.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18purista/v1/options.proto\"b\n" +
-	"\bLineItem\x12\x10\n" +
-	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x05R\bquantity\x12(\n" +
-	"\x10unit_price_cents\x18\x03 \x01(\x05R\x0eunitPriceCents\"\xf4\x01\n" +
+	"\x16orders/v1/orders.proto\x12\torders.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18purista/v1/options.proto\"\x81\x01\n" +
+	"\bLineItem\x12\x1b\n" +
+	"\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18 R\x03sku\x12%\n" +
+	"\bquantity\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x01R\bquantity\x121\n" +
+	"\x10unit_price_cents\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02 \x00R\x0eunitPriceCents\"\xf4\x01\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12)\n" +
@@ -615,19 +616,20 @@ const file_orders_v1_orders_proto_rawDesc = "" +
 	"totalCents\x12.\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x16.orders.v1.OrderStatusR\x06status\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"X\n" +
-	"\x12CreateOrderRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12)\n" +
-	"\x05items\x18\x02 \x03(\v2\x13.orders.v1.LineItemR\x05items\"=\n" +
+	"createTime\"m\n" +
+	"\x12CreateOrderRequest\x12 \n" +
+	"\auser_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06userId\x125\n" +
+	"\x05items\x18\x02 \x03(\v2\x13.orders.v1.LineItemB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10\x14R\x05items\"=\n" +
 	"\x13CreateOrderResponse\x12&\n" +
-	"\x05order\x18\x01 \x01(\v2\x10.orders.v1.OrderR\x05order\",\n" +
-	"\x0fGetOrderRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\":\n" +
+	"\x05order\x18\x01 \x01(\v2\x10.orders.v1.OrderR\x05order\"5\n" +
+	"\x0fGetOrderRequest\x12\"\n" +
+	"\border_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\aorderId\":\n" +
 	"\x10GetOrderResponse\x12&\n" +
-	"\x05order\x18\x01 \x01(\v2\x10.orders.v1.OrderR\x05order\"\\\n" +
-	"\x11ListOrdersRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12.\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x16.orders.v1.OrderStatusR\x06status\">\n" +
+	"\x05order\x18\x01 \x01(\v2\x10.orders.v1.OrderR\x05order\"o\n" +
+	"\x11ListOrdersRequest\x12 \n" +
+	"\auser_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06userId\x128\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x16.orders.v1.OrderStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\">\n" +
 	"\x12ListOrdersResponse\x12(\n" +
 	"\x06orders\x18\x01 \x03(\v2\x10.orders.v1.OrderR\x06orders\"\xcd\x01\n" +
 	"\vOrderPlaced\x12\x19\n" +
@@ -643,10 +645,10 @@ const file_orders_v1_orders_proto_rawDesc = "" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ORDER_STATUS_PLACED\x10\x01\x12\x18\n" +
 	"\x14ORDER_STATUS_SHIPPED\x10\x02\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\x032\x8c\x03\n" +
-	"\rOrdersService\x12\x86\x01\n" +
-	"\vCreateOrder\x12\x1d.orders.v1.CreateOrderRequest\x1a\x1e.orders.v1.CreateOrderResponse\"8\xc2\xc8\x18\x0f\n" +
-	"\x02\b\x05\x10\x01\x1a\auser_id\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{user_id}/orders\x12j\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\x032\x97\x03\n" +
+	"\rOrdersService\x12\x91\x01\n" +
+	"\vCreateOrder\x12\x1d.orders.v1.CreateOrderRequest\x1a\x1e.orders.v1.CreateOrderResponse\"C\xc2\xc8\x18\x1a\n" +
+	"\x02\b\x05\x10\x01\x1a\auser_id:\t\b\x04\x12\x05\x10\x80\xc2\xd7/\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{user_id}/orders\x12j\n" +
 	"\bGetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x1b.orders.v1.GetOrderResponse\"%\xc2\xc8\x18\x04\n" +
 	"\x02\b\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12~\n" +
 	"\n" +

@@ -10,6 +10,7 @@
 package usersv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/purista-go/purista/gen/purista/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -390,32 +391,128 @@ func (x *ListUsersResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ExportUsersRequest bounds an export.
+type ExportUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many users (0 to 10000; 0 means all).
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportUsersRequest) Reset() {
+	*x = ExportUsersRequest{}
+	mi := &file_users_v1_users_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportUsersRequest) ProtoMessage() {}
+
+func (x *ExportUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v1_users_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportUsersRequest.ProtoReflect.Descriptor instead.
+func (*ExportUsersRequest) Descriptor() ([]byte, []int) {
+	return file_users_v1_users_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ExportUsersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ExportUsersResponse is one user of an export.
+type ExportUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportUsersResponse) Reset() {
+	*x = ExportUsersResponse{}
+	mi := &file_users_v1_users_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportUsersResponse) ProtoMessage() {}
+
+func (x *ExportUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v1_users_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportUsersResponse.ProtoReflect.Descriptor instead.
+func (*ExportUsersResponse) Descriptor() ([]byte, []int) {
+	return file_users_v1_users_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExportUsersResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
 var File_users_v1_users_proto protoreflect.FileDescriptor
 
 const file_users_v1_users_proto_rawDesc = "" +
 	"\n" +
-	"\x14users/v1/users.proto\x12\busers.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18purista/v1/options.proto\"\x95\x01\n" +
+	"\x14users/v1/users.proto\x12\busers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18purista/v1/options.proto\"\xa9\x01\n" +
 	"\x04User\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
-	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12;\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\x05email\x18\x02 \x01(\tB\a\xbaH\x04r\x02`\x01R\x05email\x12,\n" +
+	"\fdisplay_name\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\vdisplayName\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"7\n" +
-	"\x11CreateUserRequest\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"8\n" +
+	"createTime\"?\n" +
+	"\x11CreateUserRequest\x12*\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserB\x06\xbaH\x03\xc8\x01\x01R\x04user\"8\n" +
 	"\x12CreateUserResponse\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\")\n" +
-	"\x0eGetUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"5\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"2\n" +
+	"\x0eGetUserRequest\x12 \n" +
+	"\auser_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x06userId\"5\n" +
 	"\x0fGetUserResponse\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"N\n" +
-	"\x10ListUsersRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"n\n" +
+	"\x10ListUsersRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x122\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"a\n" +
+	"page_token\x18\x02 \x01(\tB\x13\xbaH\x10r\x0e2\f^[0-9]{0,9}$R\tpageToken\"a\n" +
 	"\x11ListUsersResponse\x12$\n" +
 	"\x05users\x18\x01 \x03(\v2\x0e.users.v1.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd3\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"6\n" +
+	"\x12ExportUsersRequest\x12 \n" +
+	"\x05limit\x18\x01 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"9\n" +
+	"\x13ExportUsersResponse\x12\"\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user2\xc3\x03\n" +
 	"\fUsersService\x12l\n" +
 	"\n" +
 	"CreateUser\x12\x1b.users.v1.CreateUserRequest\x1a\x1c.users.v1.CreateUserResponse\"#\xc2\xc8\x18\b\n" +
@@ -423,7 +520,10 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\aGetUser\x12\x18.users.v1.GetUserRequest\x1a\x19.users.v1.GetUserResponse\",\xc2\xc8\x18\r\n" +
 	"\x02\b\x02\x1a\auser_id\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}\x12_\n" +
 	"\tListUsers\x12\x1a.users.v1.ListUsersRequest\x1a\x1b.users.v1.ListUsersResponse\"\x19\xc2\xc8\x18\x04\n" +
-	"\x02\b\x02\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x1a\x06\xba\xc8\x18\x02\x10\x03BGZEgithub.com/purista-go/purista/examples/contracts/gen/users/v1;usersv1b\x06proto3"
+	"\x02\b\x02\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x12n\n" +
+	"\vExportUsers\x12\x1c.users.v1.ExportUsersRequest\x1a\x1d.users.v1.ExportUsersResponse\" \xc2\xc8\x18\x04\n" +
+	"\x02\b\n" +
+	"\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/users:export0\x01\x1a\x06\xba\xc8\x18\x02\x10\x03BGZEgithub.com/purista-go/purista/examples/contracts/gen/users/v1;usersv1b\x06proto3"
 
 var (
 	file_users_v1_users_proto_rawDescOnce sync.Once
@@ -437,7 +537,7 @@ func file_users_v1_users_proto_rawDescGZIP() []byte {
 	return file_users_v1_users_proto_rawDescData
 }
 
-var file_users_v1_users_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_users_v1_users_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_users_v1_users_proto_goTypes = []any{
 	(*User)(nil),                  // 0: users.v1.User
 	(*CreateUserRequest)(nil),     // 1: users.v1.CreateUserRequest
@@ -446,25 +546,30 @@ var file_users_v1_users_proto_goTypes = []any{
 	(*GetUserResponse)(nil),       // 4: users.v1.GetUserResponse
 	(*ListUsersRequest)(nil),      // 5: users.v1.ListUsersRequest
 	(*ListUsersResponse)(nil),     // 6: users.v1.ListUsersResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*ExportUsersRequest)(nil),    // 7: users.v1.ExportUsersRequest
+	(*ExportUsersResponse)(nil),   // 8: users.v1.ExportUsersResponse
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_users_v1_users_proto_depIdxs = []int32{
-	7, // 0: users.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	0, // 1: users.v1.CreateUserRequest.user:type_name -> users.v1.User
-	0, // 2: users.v1.CreateUserResponse.user:type_name -> users.v1.User
-	0, // 3: users.v1.GetUserResponse.user:type_name -> users.v1.User
-	0, // 4: users.v1.ListUsersResponse.users:type_name -> users.v1.User
-	1, // 5: users.v1.UsersService.CreateUser:input_type -> users.v1.CreateUserRequest
-	3, // 6: users.v1.UsersService.GetUser:input_type -> users.v1.GetUserRequest
-	5, // 7: users.v1.UsersService.ListUsers:input_type -> users.v1.ListUsersRequest
-	2, // 8: users.v1.UsersService.CreateUser:output_type -> users.v1.CreateUserResponse
-	4, // 9: users.v1.UsersService.GetUser:output_type -> users.v1.GetUserResponse
-	6, // 10: users.v1.UsersService.ListUsers:output_type -> users.v1.ListUsersResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	9,  // 0: users.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 1: users.v1.CreateUserRequest.user:type_name -> users.v1.User
+	0,  // 2: users.v1.CreateUserResponse.user:type_name -> users.v1.User
+	0,  // 3: users.v1.GetUserResponse.user:type_name -> users.v1.User
+	0,  // 4: users.v1.ListUsersResponse.users:type_name -> users.v1.User
+	0,  // 5: users.v1.ExportUsersResponse.user:type_name -> users.v1.User
+	1,  // 6: users.v1.UsersService.CreateUser:input_type -> users.v1.CreateUserRequest
+	3,  // 7: users.v1.UsersService.GetUser:input_type -> users.v1.GetUserRequest
+	5,  // 8: users.v1.UsersService.ListUsers:input_type -> users.v1.ListUsersRequest
+	7,  // 9: users.v1.UsersService.ExportUsers:input_type -> users.v1.ExportUsersRequest
+	2,  // 10: users.v1.UsersService.CreateUser:output_type -> users.v1.CreateUserResponse
+	4,  // 11: users.v1.UsersService.GetUser:output_type -> users.v1.GetUserResponse
+	6,  // 12: users.v1.UsersService.ListUsers:output_type -> users.v1.ListUsersResponse
+	8,  // 13: users.v1.UsersService.ExportUsers:output_type -> users.v1.ExportUsersResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_users_v1_users_proto_init() }
@@ -478,7 +583,7 @@ func file_users_v1_users_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_users_v1_users_proto_rawDesc), len(file_users_v1_users_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

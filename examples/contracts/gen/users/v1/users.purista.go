@@ -59,6 +59,15 @@ var UsersService_PuristaService = &purista.Service{
 				{Method: "GET", Pattern: "/v1/users"},
 			},
 		},
+		{
+			Name:            "ExportUsers",
+			FullMethod:      "/users.v1.UsersService/ExportUsers",
+			Timeout:         10 * time.Second,
+			ServerStreaming: true,
+			HTTP: []purista.HTTPRule{
+				{Method: "GET", Pattern: "/v1/users:export"},
+			},
+		},
 	},
 }
 

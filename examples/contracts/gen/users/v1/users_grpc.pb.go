@@ -22,9 +22,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	UsersService_CreateUser_FullMethodName = "/users.v1.UsersService/CreateUser"
-	UsersService_GetUser_FullMethodName    = "/users.v1.UsersService/GetUser"
-	UsersService_ListUsers_FullMethodName  = "/users.v1.UsersService/ListUsers"
+	UsersService_CreateUser_FullMethodName  = "/users.v1.UsersService/CreateUser"
+	UsersService_GetUser_FullMethodName     = "/users.v1.UsersService/GetUser"
+	UsersService_ListUsers_FullMethodName   = "/users.v1.UsersService/ListUsers"
+	UsersService_ExportUsers_FullMethodName = "/users.v1.UsersService/ExportUsers"
 )
 
 // UsersServiceClient is the client API for UsersService service.
@@ -42,6 +43,10 @@ type UsersServiceClient interface {
 	// ListUsers pages through the users in the order they were created.
 	// page_size and page_token are query parameters.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// ExportUsers streams the users in the order they were created, one
+	// message each: over HTTP one JSON object per line
+	// (application/x-ndjson), read as the lines arrive.
+	ExportUsers(ctx context.Context, in *ExportUsersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportUsersResponse], error)
 }
 
 type usersServiceClient struct {
@@ -82,6 +87,25 @@ func (c *usersServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest
 	return out, nil
 }
 
+func (c *usersServiceClient) ExportUsers(ctx context.Context, in *ExportUsersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportUsersResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &UsersService_ServiceDesc.Streams[0], UsersService_ExportUsers_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportUsersRequest, ExportUsersResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UsersService_ExportUsersClient = grpc.ServerStreamingClient[ExportUsersResponse]
+
 // UsersServiceServer is the server API for UsersService service.
 // All implementations must embed UnimplementedUsersServiceServer
 // for forward compatibility.
@@ -97,6 +121,10 @@ type UsersServiceServer interface {
 	// ListUsers pages through the users in the order they were created.
 	// page_size and page_token are query parameters.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// ExportUsers streams the users in the order they were created, one
+	// message each: over HTTP one JSON object per line
+	// (application/x-ndjson), read as the lines arrive.
+	ExportUsers(*ExportUsersRequest, grpc.ServerStreamingServer[ExportUsersResponse]) error
 	mustEmbedUnimplementedUsersServiceServer()
 }
 
@@ -115,6 +143,9 @@ func (UnimplementedUsersServiceServer) GetUser(context.Context, *GetUserRequest)
 }
 func (UnimplementedUsersServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedUsersServiceServer) ExportUsers(*ExportUsersRequest, grpc.ServerStreamingServer[ExportUsersResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportUsers not implemented")
 }
 func (UnimplementedUsersServiceServer) mustEmbedUnimplementedUsersServiceServer() {}
 func (UnimplementedUsersServiceServer) testEmbeddedByValue()                      {}
@@ -191,6 +222,17 @@ func _UsersService_ListUsers_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UsersService_ExportUsers_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportUsersRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(UsersServiceServer).ExportUsers(m, &grpc.GenericServerStream[ExportUsersRequest, ExportUsersResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UsersService_ExportUsersServer = grpc.ServerStreamingServer[ExportUsersResponse]
+
 // UsersService_ServiceDesc is the grpc.ServiceDesc for UsersService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -211,6 +253,12 @@ var UsersService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _UsersService_ListUsers_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportUsers",
+			Handler:       _UsersService_ExportUsers_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "users/v1/users.proto",
 }

@@ -9,6 +9,7 @@
 package streamv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/purista-go/purista/gen/purista/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -28,9 +29,10 @@ const (
 
 // CountRequest says how many messages to send and how to end.
 type CountRequest struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Count    int32                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
-	Interval *durationpb.Duration   `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 100000 messages.
+	Count    int32                `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	Interval *durationpb.Duration `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
 	// Bytes of padding in every message.
 	Padding int32 `protobuf:"varint,3,opt,name=padding,proto3" json:"padding,omitempty"`
 	// When non-zero, the stream ends with this gRPC status code after the
@@ -245,9 +247,9 @@ var File_purista_testing_stream_v1_stream_proto protoreflect.FileDescriptor
 
 const file_purista_testing_stream_v1_stream_proto_rawDesc = "" +
 	"\n" +
-	"&purista/testing/stream/v1/stream.proto\x12\x19purista.testing.stream.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x18purista/v1/options.proto\"\xb5\x01\n" +
-	"\fCountRequest\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\x05R\x05count\x125\n" +
+	"&purista/testing/stream/v1/stream.proto\x12\x19purista.testing.stream.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x18purista/v1/options.proto\"\xc2\x01\n" +
+	"\fCountRequest\x12!\n" +
+	"\x05count\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x8d\x06(\x00R\x05count\x125\n" +
 	"\binterval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12\x18\n" +
 	"\apadding\x18\x03 \x01(\x05R\apadding\x12\x1b\n" +
 	"\tfail_code\x18\x04 \x01(\x05R\bfailCode\x12!\n" +
