@@ -125,6 +125,9 @@ func (c *ClientConn) start(ctx context.Context) error {
 		Name: c.replyTopic, Partitions: 1, ReplicationFactor: c.cfg.replication,
 		Config: map[string]string{"retention.ms": strconv.FormatInt(c.cfg.replyRetention.Milliseconds(), 10)},
 	}}); err != nil {
+		if denied(err) {
+			return c.cfg.permissionDenied(fmt.Sprintf("create its reply topic %s (is the client id %q one its principal's ACLs allow?)", c.replyTopic, c.cfg.clientID), err)
+		}
 		return fmt.Errorf("kafka: create reply topic %s: %w", c.replyTopic, err)
 	}
 	// Start at the end of the reply topic: a reused client id must not see
@@ -367,6 +370,8 @@ func (c *ClientConn) sendError(ctx context.Context, svc, topic string, err error
 		return status.Errorf(codes.Unavailable, "request topic %s of %s does not exist: provision it with `purista topics ensure` or start the client or server with kafka.WithEnsureTopics", topic, svc)
 	case errors.Is(err, errProducerClosed):
 		return status.Error(codes.Unavailable, "kafka: client connection is closed")
+	case denied(err):
+		return c.cfg.permissionDenied(fmt.Sprintf("write to topic %s, the request topic of %s", topic, svc), err)
 	case errors.Is(err, kafka.MessageSizeTooLarge), errors.Is(err, kafka.RecordListTooLarge):
 		return status.Errorf(codes.ResourceExhausted, "request to %s is larger than the topic %s accepts (message.max.bytes, 1 MiB by default): send less per call or raise the topic's max.message.bytes", svc, topic)
 	}

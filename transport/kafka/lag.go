@@ -144,10 +144,6 @@ func consumerLag(ctx context.Context, b *base, group, topic string) (map[int]int
 	return lags, nil
 }
 
-// RequestGroup returns the consumer group the instances of service share
-// to read its request topic (without a WithTopicPrefix prefix).
-func RequestGroup(service string) string { return "purista." + service }
-
 // GroupStatus is a consumer group of a service as the broker knows it: who
 // reads the topic now and how far behind it is.
 type GroupStatus struct {

@@ -45,6 +45,7 @@ type commonConfig struct {
 	contracts      []*purista.Service
 	tls            *tls.Config
 	sasl           sasl.Mechanism
+	saslUser       string // for error messages (authz.go)
 	errs           []error
 	clientID       string
 	logger         *slog.Logger
@@ -121,7 +122,7 @@ func WithTLS(cfg *tls.Config) Option {
 // WithSASLPlain authenticates with SASL/PLAIN (use it with WithTLS).
 func WithSASLPlain(username, password string) Option {
 	return commonOption(func(c *commonConfig) {
-		c.sasl = plain.Mechanism{Username: username, Password: password}
+		c.sasl, c.saslUser = plain.Mechanism{Username: username, Password: password}, username
 	})
 }
 
@@ -144,7 +145,7 @@ func WithSASLScram(algorithm, username, password string) Option {
 			c.errs = append(c.errs, fmt.Errorf("kafka: SASL %s: %w", algorithm, err))
 			return
 		}
-		c.sasl = m
+		c.sasl, c.saslUser = m, username
 	})
 }
 

@@ -45,7 +45,7 @@ const (
 // replyStoreTopic is the reply store topic of a service. It is named after
 // the service, not its request topic, which a contract may rename.
 func (b *base) replyStoreTopic(service string) string {
-	return b.cfg.topicPrefix + replyStoreTopicPrefix + service
+	return b.cfg.topicPrefix + ReplyStoreTopic(service)
 }
 
 // replyStoreTopics are the reply store topics of services: as many
