@@ -39,6 +39,9 @@ const (
 // against KEDA's schema, not a Go type.
 type scaledObject map[string]any
 
+// triggerAuth is a KEDA TriggerAuthentication, likewise.
+type triggerAuth map[string]any
+
 // kedaSource downloads KEDA's module and returns its directory.
 func kedaSource(t *testing.T) string {
 	t.Helper()
@@ -61,8 +64,13 @@ func kedaSource(t *testing.T) string {
 // CRD as a JSON Schema that, as the API server does, refuses fields the
 // schema does not name.
 func scaledObjectSchema(t *testing.T, dir string) *jsonschema.Schema {
+	return crdSchema(t, dir, "keda.sh_scaledobjects.yaml")
+}
+
+// crdSchema returns the v1alpha1 schema of one of KEDA's CRDs, likewise.
+func crdSchema(t *testing.T, dir, file string) *jsonschema.Schema {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "config/crd/bases/keda.sh_scaledobjects.yaml"))
+	b, err := os.ReadFile(filepath.Join(dir, "config/crd/bases", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,16 +89,16 @@ func scaledObjectSchema(t *testing.T, dir string) *jsonschema.Schema {
 		}
 	}
 	if schema == nil {
-		t.Fatal("KEDA's ScaledObject CRD has no v1alpha1 openAPIV3Schema")
+		t.Fatalf("KEDA's %s has no v1alpha1 openAPIV3Schema", file)
 	}
 	strictSchema(schema)
 	c := jsonschema.NewCompiler()
-	if err := c.AddResource("keda-scaledobject.json", schema); err != nil {
+	if err := c.AddResource(file+".json", schema); err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Compile("keda-scaledobject.json")
+	s, err := c.Compile(file + ".json")
 	if err != nil {
-		t.Fatalf("KEDA's ScaledObject schema does not compile as JSON Schema: %v", err)
+		t.Fatalf("KEDA's %s schema does not compile as JSON Schema: %v", file, err)
 	}
 	return s
 }
@@ -130,15 +138,18 @@ func dig(v any, path ...string) any {
 // scaler reads (keda:"name=...,order=triggerMetadata..." tags; a key read
 // from the resolved environment may also be given as <key>FromEnv), and
 // the required ones.
-func kafkaScalerMetadata(t *testing.T, dir string) (known, required map[string]bool) {
+func kafkaScalerMetadata(t *testing.T, dir string) (known, required, auth map[string]bool) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "pkg/scalers/kafka_scaler.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	known, required = map[string]bool{}, map[string]bool{}
+	known, required, auth = map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, m := range regexp.MustCompile(`keda:"name=(\w+),order=([\w;]+)([^"]*)"`).FindAllStringSubmatch(string(b), -1) {
 		name, order, rest := m[1], strings.Split(m[2], ";"), m[3]
+		if slices.Contains(order, "authParams") {
+			auth[name] = true
+		}
 		if !slices.Contains(order, "triggerMetadata") {
 			continue
 		}
@@ -153,7 +164,7 @@ func kafkaScalerMetadata(t *testing.T, dir string) (known, required map[string]b
 	if !known["bootstrapServers"] || !known["consumerGroup"] || !known["lagThreshold"] {
 		t.Fatalf("found no Kafka scaler metadata in %s@%s's kafka_scaler.go: has its format changed? found %v", kedaModule, kedaVersion, known)
 	}
-	return known, required
+	return known, required, auth
 }
 
 // TestKEDAScaledObjects checks every ScaledObject against KEDA's CRD schema
@@ -166,11 +177,13 @@ func TestKEDAScaledObjects(t *testing.T) {
 	objs := manifests(t)
 	dir := kedaSource(t)
 	schema := scaledObjectSchema(t, dir)
-	known, required := kafkaScalerMetadata(t, dir)
+	known, required, authParams := kafkaScalerMetadata(t, dir)
+	authSchema := crdSchema(t, dir, "keda.sh_triggerauthentications.yaml")
 
 	config := map[string]string{}
 	deployments := map[string]*appsv1.Deployment{}
 	var scaled []scaledObject
+	auths := map[string]triggerAuth{}
 	for _, o := range objs {
 		switch o := o.(type) {
 		case *corev1.ConfigMap:
@@ -181,6 +194,13 @@ func TestKEDAScaledObjects(t *testing.T) {
 			deployments[o.Name] = o
 		case *scaledObject:
 			scaled = append(scaled, *o)
+		case *triggerAuth:
+			auths[fmt.Sprint(dig(map[string]any(*o), "metadata", "name"))] = *o
+		}
+	}
+	for name, ta := range auths {
+		if err := validate(authSchema, map[string]any(ta)); err != nil {
+			t.Errorf("TriggerAuthentication %s does not match KEDA's CRD schema: %v", name, err)
 		}
 	}
 	prefix := config["PURISTA_TOPIC_PREFIX"]
@@ -243,6 +263,7 @@ func TestKEDAScaledObjects(t *testing.T) {
 			if v, ok := md["bootstrapServersFromEnv"].(string); ok && env[v] == "" {
 				t.Errorf("%s: bootstrapServersFromEnv %s is not set in %s's container", tw, v, target)
 			}
+			checkKafkaAuth(t, tw, tr, auths, authParams, c, config)
 			if md["offsetResetPolicy"] != "earliest" {
 				t.Errorf("%s: offsetResetPolicy %v: a new group starts at the earliest offset, so must the lag", tw, md["offsetResetPolicy"])
 			}
@@ -298,7 +319,7 @@ func TestKEDASchemaRefuses(t *testing.T) {
 	}
 }
 
-func validate(schema *jsonschema.Schema, so scaledObject) error {
+func validate(schema *jsonschema.Schema, so map[string]any) error {
 	b, err := json.Marshal(so)
 	if err != nil {
 		return err
@@ -347,4 +368,69 @@ func keys(m map[string]int) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// checkKafkaAuth checks that a trigger logs in to the cluster as the
+// components do: TLS and SASL as the ConfigMap turns them on, through a
+// TriggerAuthentication of the manifests whose parameters KEDA's Kafka
+// scaler reads, taking the user name from the container's environment and
+// the password from the Secret the container's password comes from.
+func checkKafkaAuth(t *testing.T, where string, trigger any, auths map[string]triggerAuth, authParams map[string]bool, c corev1.Container, config map[string]string) {
+	t.Helper()
+	md, _ := dig(trigger, "metadata").(map[string]any)
+	if config["PURISTA_KAFKA_TLS"] == "true" && md["tls"] != "enable" {
+		t.Errorf("%s: the cluster takes TLS (PURISTA_KAFKA_TLS), the trigger's tls is %v, want enable", where, md["tls"])
+	}
+	wantSASL := map[string]string{"": "", "PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}[config["PURISTA_KAFKA_SASL_MECHANISM"]]
+	if got, _ := md["sasl"].(string); got != wantSASL {
+		t.Errorf("%s: sasl %q, want %q for PURISTA_KAFKA_SASL_MECHANISM %q", where, got, wantSASL, config["PURISTA_KAFKA_SASL_MECHANISM"])
+	}
+	if wantSASL == "" {
+		return
+	}
+	ref, _ := dig(trigger, "authenticationRef", "name").(string)
+	ta, ok := auths[ref]
+	if !ok {
+		t.Errorf("%s: authenticationRef %q is no TriggerAuthentication of the manifests", where, ref)
+		return
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	params := map[string]bool{}
+	entries := func(key string) []any { v, _ := dig(map[string]any(ta), "spec", key).([]any); return v }
+	for _, e := range entries("env") {
+		p, name := fmt.Sprint(dig(e, "parameter")), fmt.Sprint(dig(e, "name"))
+		params[p] = true
+		if cn := dig(e, "containerName"); cn != nil && cn != c.Name {
+			t.Errorf("%s: TriggerAuthentication %s reads container %v, the target's is %s", where, ref, cn, c.Name)
+		}
+		if _, ok := env[name]; !ok {
+			t.Errorf("%s: TriggerAuthentication %s reads %s, which container %s does not set", where, ref, name, c.Name)
+		}
+	}
+	for _, s := range entries("secretTargetRef") {
+		p, name, key := fmt.Sprint(dig(s, "parameter")), fmt.Sprint(dig(s, "name")), fmt.Sprint(dig(s, "key"))
+		params[p] = true
+		found := false
+		for _, e := range c.Env {
+			if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil && r.SecretKeyRef.Name == name && r.SecretKeyRef.Key == key {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: TriggerAuthentication %s reads Secret %s key %s, which container %s does not use: not its password", where, ref, name, key, c.Name)
+		}
+	}
+	for p := range params {
+		if !authParams[p] {
+			t.Errorf("%s: TriggerAuthentication %s sets %s, which KEDA's Kafka scaler does not read", where, ref, p)
+		}
+	}
+	for _, p := range []string{"username", "password"} {
+		if !params[p] {
+			t.Errorf("%s: TriggerAuthentication %s gives no %s for SASL", where, ref, p)
+		}
+	}
 }
