@@ -17,7 +17,7 @@ BENCHTIME ?= 1s
 GO_TEST_FLAGS ?=
 export GO_TEST_FLAGS
 
-.PHONY: help tools generate contracts-deps check-generated lint test test-kafka faults security fuzz client-ts demo bench
+.PHONY: help tools generate contracts-deps check-generated lint test test-kafka faults security fuzz client-ts demo bench dashboard
 
 help: ## Show this list.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -175,6 +175,16 @@ demo: ## Run the example system and its demo requests on the embedded broker (ne
 	@go build -o bin/purista ./cmd/purista
 	@go run ./examples/contracts/image -o bin/examples.binpb
 	@cd examples && ../bin/purista dev --demo --image ../bin/examples.binpb $(if $(MONOLITH),-f purista.monolith.yaml) $(DEMO_FLAGS)
+
+# The dashboard of purista dev in a real browser: purista dev runs the
+# example system, the test makes a call across two services and opens the
+# dashboard in headless Chromium (the Debian package chromium, or
+# PURISTA_CHROMIUM): the call, its trace as a waterfall, instances and lag
+# must be on the page, and a screenshot is written to .cache/dashboard.png.
+dashboard: ## Check purista dev's dashboard in headless Chromium and write .cache/dashboard.png (needs chromium).
+	@mkdir -p .cache
+	PURISTA_REQUIRE_CHROMIUM=1 PURISTA_SCREENSHOT=$(CURDIR)/.cache/dashboard.png \
+		go test ./cmd/purista -run '^TestDevDashboard$$' -count=1 -v $(GO_TEST_FLAGS) 2>&1 | grep -v '^time=\|^{'
 
 # make bench runs every benchmark of the main module, under scripts/kafka.sh
 # when Java and Maven are present (as make test decides), so that

@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/telemetry"
 	"github.com/purista-go/purista/ops"
 )
 
@@ -81,6 +82,7 @@ type Gateway struct {
 	respHeaders map[string]string
 
 	metrics      *metrics
+	tracer       telemetry.Tracer
 	unmatched    *routeMetrics
 	metricsH     http.Handler
 	readiness    []ReadinessChecker
@@ -142,6 +144,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) (*Gateway, error) {
 		readyTimeout: c.readyTimeout,
 		bodyTimeout:  c.bodyTimeout,
 		maxActive:    int64(c.maxConcurrent),
+		tracer:       telemetry.NewTracer(c.tracerProvider),
 	}
 	for _, h := range c.forwardHeaders {
 		if p, ok := strings.CutSuffix(h, "*"); ok {
@@ -356,6 +359,7 @@ func (b bodyWatch) Read(p []byte) (int, error) {
 func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	g.metrics.inflight.Inc()
+	r, span := g.startSpan(r)
 	sw := &statusWriter{ResponseWriter: w}
 	st := &reqState{}
 	label, obs := unmatchedRoute, g.unmatched
@@ -372,6 +376,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 			sw.status = http.StatusOK
 		}
 		obs.observe(sw.status, d)
+		endSpan(span, r, label, sw.status)
 		if p == http.ErrAbortHandler {
 			panic(p) // net/http aborts the response without logging
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/purista-go/purista"
@@ -64,6 +65,7 @@ type config struct {
 	muxOptions      []runtime.ServeMuxOption
 	bodyTimeout     time.Duration
 	maxConcurrent   int
+	tracerProvider  trace.TracerProvider // tracing.go
 }
 
 // Service is a service the gateway serves: its contract, and the function

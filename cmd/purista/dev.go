@@ -30,8 +30,9 @@ type devOptions struct {
 	logLevel   string
 	color      string
 	cf         contractFlags
+	dashboard  string
 
-	httpSet, portSet bool
+	httpSet, portSet, dashboardSet bool
 }
 
 func newDevCmd() *cobra.Command {
@@ -74,6 +75,7 @@ other processes (SIGTERM, then SIGKILL after 15s), then the broker.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.httpSet = cmd.Flags().Changed("http")
 			o.portSet = cmd.Flags().Changed("broker-port")
+			o.dashboardSet = cmd.Flags().Changed("dashboard")
 			if !slices.Contains([]string{"debug", "info", "warn", "error"}, o.logLevel) {
 				return usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel)}
 			}
@@ -103,6 +105,7 @@ other processes (SIGTERM, then SIGKILL after 15s), then the broker.`,
 	f.BoolVar(&o.demo, "demo", false, "also start the processes marked demo: true (drivers that send example requests)")
 	f.StringVar(&o.logLevel, "log-level", "info", "processes' log level, passed as PURISTA_LOG_LEVEL: debug, info, warn or error")
 	f.StringVar(&o.color, "color", "auto", "color the process names: auto, always or never")
+	f.StringVar(&o.dashboard, "dashboard", "127.0.0.1:8090", "dashboard listen address (calls, traces, lag); off for none (when the default is taken, a free port is used)")
 	o.cf.add(f)
 	return cmd
 }
@@ -121,6 +124,7 @@ type dev struct {
 	con   *console
 	start time.Time
 	built string // the directory of the built processes
+	dash  string // the dashboard's URL, "" without one
 }
 
 func (d *dev) removeBuilt() {
@@ -173,6 +177,16 @@ func (d *dev) run(ctx context.Context) error {
 		}
 	}
 
+	var db *dashboard
+	if d.o.dashboard != "off" {
+		if db, err = d.startDashboard(brokers, c); err != nil {
+			return err
+		}
+		defer db.close()
+		d.con.line("dev", "dashboard %s", db.url)
+		d.dash = db.url
+	}
+
 	var base string
 	for _, pr := range procs {
 		if pr.HTTP {
@@ -201,18 +215,21 @@ func (d *dev) run(ctx context.Context) error {
 			}
 		}
 		penv := slices.Clone(env)
-		var ready string
+		var ready, url string
 		switch {
 		case pr.HTTP:
 			penv = append(penv, "PURISTA_HTTP_ADDR="+strings.TrimPrefix(base, "http://"))
-			ready = base + "/healthz"
+			ready, url = base+"/healthz", base
 		case pr.Ops:
 			addr, err := freeAddr()
 			if err != nil {
 				return err
 			}
 			penv = append(penv, "PURISTA_OPS_ADDR="+addr)
-			ready = "http://" + addr + "/readyz"
+			ready, url = "http://"+addr+"/readyz", "http://"+addr
+		}
+		if db != nil {
+			penv = append(penv, db.env(pr.Name)...)
 		}
 		for k, v := range pr.Env {
 			penv = append(penv, k+"="+v)
@@ -222,6 +239,9 @@ func (d *dev) run(ctx context.Context) error {
 			return err
 		}
 		running = append(running, ch)
+		if db != nil {
+			db.track(ch, url)
+		}
 		if ready != "" {
 			// The gateway is waited for before the next process starts, so
 			// a driver started after it finds it up; services are waited
@@ -269,6 +289,13 @@ func (d *dev) run(ctx context.Context) error {
 					d.banner(base, brokers, c)
 				}
 				continue
+			}
+			// Ctrl-C reaches the whole process group: a child may stop
+			// before this process has seen the signal. Give it a moment.
+			select {
+			case <-ctx.Done():
+				return d.shutdown(running, nil)
+			case <-time.After(250 * time.Millisecond):
 			}
 			return d.shutdown(running, fmt.Errorf("%s exited (%v); stopping everything", p.name, exitDescription(p.err)))
 		}
@@ -395,6 +422,9 @@ func (d *dev) ready(base string, brokers []string) {
 func (d *dev) banner(base string, brokers []string, c *contractSet) {
 	var b strings.Builder
 	b.WriteString("\n")
+	if d.dash != "" {
+		fmt.Fprintf(&b, "  dashboard %s   (calls, traces, instances, lag)\n", d.dash)
+	}
 	if base != "" {
 		fmt.Fprintf(&b, "  routes    %s/routes\n", base)
 		fmt.Fprintf(&b, "  OpenAPI   %s/openapi.v3.json\n", base)

@@ -359,7 +359,7 @@ func startDev(t *testing.T, dir, until string, args ...string) *devProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, append([]string{"dev", "--http", "127.0.0.1:0", "--broker-port", "0"}, args...)...)
+	cmd := exec.Command(exe, append([]string{"dev", "--http", "127.0.0.1:0", "--broker-port", "0", "--dashboard", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), asCLI+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -81,6 +81,10 @@ func manifests(t *testing.T) []any {
 				obj = &batchv1.Job{}
 			case "CronJob":
 				obj = &batchv1.CronJob{}
+			case "ScaledObject":
+				obj = &scaledObject{} // checked against KEDA's CRD in keda_test.go
+			case "TriggerAuthentication":
+				obj = &triggerAuth{} // likewise
 			default:
 				t.Fatalf("%s document %d: kind %q has no check here", f, i+1, meta.Kind)
 			}

@@ -31,6 +31,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// OTLP export when OTEL_EXPORTER_OTLP_* ask for it: the gateway's spans
+	// (the in-process transport makes none of its own).
+	shutdown, _, err := system.SetupTracing(ctx, "monolith")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "monolith: %v\n", err)
+		os.Exit(2)
+	}
+	defer func() { _ = shutdown(context.Background()) }()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "monolith: cannot listen on %s: %v (set PURISTA_HTTP_ADDR to a free address)\n", addr, err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/purista-go/purista/gateway"
 )
@@ -32,6 +33,21 @@ func Main(name string, args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shutdown, traced, err := SetupTracing(ctx, name)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	if traced {
+		logger.Info("exporting traces over OTLP")
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			logger.Warn("flushing traces failed", "error", err)
+		}
+	}()
 	if err := Run(ctx, name, cfg, logger); err != nil {
 		logger.Error(name+" failed", "error", err)
 		return 1

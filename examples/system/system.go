@@ -161,6 +161,12 @@ func ServeService(ctx context.Context, name string, k Kafka, logger *slog.Logger
 	for _, o := range k.Options {
 		sopts, copts = append(sopts, o), append(copts, o)
 	}
+	var reg *prometheus.Registry
+	if sc.ops != nil {
+		// Latency, waiting time, results and lag per method on /metrics.
+		reg = newRegistry()
+		sopts, copts = append(sopts, kafka.WithMetrics(reg)), append(copts, kafka.WithMetrics(reg))
+	}
 	srv, err := kafka.NewServer(k.Brokers, sopts...)
 	if err != nil {
 		return err
@@ -178,7 +184,6 @@ func ServeService(ctx context.Context, name string, k Kafka, logger *slog.Logger
 		return err
 	}
 	if sc.ops != nil {
-		reg := newRegistry()
 		clients := map[string]*kafka.ClientConn{}
 		if c, ok := conn.(*kafka.ClientConn); ok {
 			clients[name] = c
@@ -242,13 +247,13 @@ func ServeGateway(ctx context.Context, ln net.Listener, k Kafka, cfg GatewayConf
 	for _, o := range k.Options {
 		copts = append(copts, o)
 	}
-	conn, err := kafka.Dial(ctx, k.Brokers, copts...)
+	// The gateway's /metrics also shows its Kafka client's series.
+	reg := newRegistry()
+	conn, err := kafka.Dial(ctx, k.Brokers, append(copts, kafka.WithMetrics(reg))...)
 	if err != nil {
 		_ = ln.Close()
 		return err
 	}
-	// The gateway's /metrics also shows its Kafka client's counters.
-	reg := newRegistry()
 	reg.MustRegister(kafka.NewCollector(nil, map[string]*kafka.ClientConn{Gateway: conn}))
 	cfg.Options = append([]gateway.Option{gateway.WithRegistry(reg)}, cfg.Options...)
 	g, err := NewGateway(conn, cfg, logger)

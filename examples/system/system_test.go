@@ -3,10 +3,12 @@ package system_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -154,6 +156,7 @@ func TestDemoKafka(t *testing.T) {
 	if _, body := httpGet(t, d.Base+"/metrics"); !regexp.MustCompile(`purista_kafka_client_calls_total\{client="gateway"\} [1-9]`).MatchString(body) {
 		t.Errorf("gateway /metrics lacks its Kafka client's calls")
 	}
+	checkGrafana(t, checkMethodMetrics(t, d.Base, opsURL))
 
 	stop()
 	wg.Wait()
@@ -280,4 +283,122 @@ func httpGet(t *testing.T, url string) (int, string) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// checkMethodMetrics reads the per-method series of the demo's calls from
+// the /metrics of the gateway and the services: latency, time waited in
+// the topic, results by code, events handled, consumer lag. The event
+// reaches notifications asynchronously, so it polls, bounded.
+func checkMethodMetrics(t *testing.T, gatewayURL string, opsURL map[string]string) (scraped string) {
+	t.Helper()
+	const orders, users = `method="CreateOrder",service="orders.v1.OrdersService"`, `method="GetUser",service="users.v1.UsersService"`
+	want := map[string][]string{
+		gatewayURL: {
+			`purista_gateway_http_request_duration_seconds_count\{route="POST /v1/users/\{user_id\}/orders"\} [1-9]`,
+			`purista_rpc_client_calls_total\{code="OK",` + orders + `\} [1-9]`,
+			`purista_rpc_client_duration_seconds_count\{` + orders + `\} [1-9]`,
+		},
+		opsURL[system.Orders]: {
+			`purista_rpc_server_calls_total\{code="OK",` + orders + `\} [1-9]`,
+			`purista_rpc_server_duration_seconds_count\{` + orders + `\} [1-9]`,
+			`purista_rpc_server_queue_wait_seconds_count\{` + orders + `\} [1-9]`,
+			`purista_rpc_server_in_flight\{` + orders + `\} 0`,
+			`purista_rpc_client_calls_total\{code="OK",` + users + `\} [1-9]`,
+			`purista_kafka_consumer_lag_records\{group="demo-test.purista.orders.v1.OrdersService",partition="0",topic="demo-test.purista.rpc.orders.v1.OrdersService"\} 0`,
+		},
+		opsURL[system.Users]: {
+			`purista_rpc_server_calls_total\{code="OK",` + users + `\} [1-9]`,
+		},
+		opsURL[system.Notifications]: {
+			`purista_event_handled_total\{code="OK",event="orders.v1.OrderPlaced",method="OnOrderPlaced",service="notifications.v1.NotificationsService"\} [1-9]`,
+			`purista_event_queue_wait_seconds_count\{event="orders.v1.OrderPlaced",method="OnOrderPlaced",service="notifications.v1.NotificationsService"\} [1-9]`,
+			`purista_kafka_consumer_lag_records\{group="demo-test.purista.sub.notifications.v1.NotificationsService.orders.v1.OrderPlaced",partition="0",topic="demo-test.purista.event.orders.v1.OrderPlaced"\} 0`,
+		},
+	}
+	for u, patterns := range want {
+		var missing []string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			_, body := httpGet(t, u+"/metrics")
+			missing = missing[:0]
+			for _, p := range patterns {
+				if !regexp.MustCompile(`(?m)^` + p + `$`).MatchString(body) {
+					missing = append(missing, p)
+				}
+			}
+			if len(missing) == 0 || time.Now().After(deadline) {
+				if len(missing) > 0 {
+					t.Errorf("%s/metrics lacks series matching:\n%s\nit has:\n%s", u, strings.Join(missing, "\n"), grepPurista(body))
+				}
+				scraped += body
+				break
+			}
+		}
+	}
+	return scraped
+}
+
+// checkGrafana checks the Grafana dashboard of examples/grafana against the
+// series the system exported: every metric a panel queries is one, and
+// every label it groups by is one of that metric's.
+func checkGrafana(t *testing.T, scraped string) {
+	t.Helper()
+	b, err := os.ReadFile("../grafana/purista-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Type    string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("purista-dashboard.json: %v", err)
+	}
+	metricRE := regexp.MustCompile(`\bpurista_[a-z0-9_]+`)
+	byRE := regexp.MustCompile(`by \(([a-z_, ]+)\)`)
+	queried := 0
+	for _, p := range dash.Panels {
+		if p.Type != "row" && len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			metrics := metricRE.FindAllString(tg.Expr, -1)
+			if len(metrics) == 0 {
+				t.Errorf("panel %q queries no purista metric: %s", p.Title, tg.Expr)
+			}
+			for _, m := range metrics {
+				queried++
+				series := regexp.MustCompile(`(?m)^`+m+`\{[^}]*\}`).FindAllString(scraped, -1)
+				if series == nil {
+					series = regexp.MustCompile(`(?m)^`+m+` `).FindAllString(scraped, -1)
+				}
+				if series == nil {
+					t.Errorf("panel %q queries %s, which no component exported", p.Title, m)
+					continue
+				}
+				for _, by := range byRE.FindAllStringSubmatch(tg.Expr, -1) {
+					for _, l := range strings.Split(by[1], ",") {
+						if l = strings.TrimSpace(l); l != "le" && !strings.Contains(strings.Join(series, "\n"), l+`="`) {
+							t.Errorf("panel %q groups %s by %s, a label it does not have", p.Title, m, l)
+						}
+					}
+				}
+			}
+		}
+	}
+	if queried < 15 {
+		t.Errorf("the dashboard queries %d metrics", queried)
+	}
+}
+
+func grepPurista(body string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "purista_") && !strings.Contains(l, "_bucket{") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

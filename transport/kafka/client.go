@@ -99,7 +99,7 @@ func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientC
 		done:       make(chan struct{}),
 	}
 	c.loopCtx, c.endLoops = context.WithCancel(context.Background())
-	c.invoke = dispatch.ChainUnaryClient(c.roundTrip, cfg.interceptors...)
+	c.invoke = dispatch.ChainUnaryClient(c.observeCall(c.roundTrip), cfg.interceptors...)
 	if err := c.start(ctx); err != nil {
 		c.endLoops()
 		b.close()
@@ -287,7 +287,10 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 	}
 	return dispatch.RetryKeyed(ctx, idemKey != "", dispatch.RetryPolicy(m, c.cfg.retry), c.done, func() error {
 		return c.send(ctx, method, svc, body, key, idemKey, md, out, opts)
-	}, func() { c.stats.retries.Add(1) })
+	}, func() {
+		c.stats.retries.Add(1)
+		c.metrics.Client(method).Retry()
+	})
 }
 
 // send makes one try of a unary call: it writes the request record and
@@ -318,7 +321,7 @@ func (c *ClientConn) send(ctx context.Context, method, svc string, body, key []b
 	var failed <-chan error
 	partition, err := c.prod.pickPartition(ctx, topic, key)
 	if err == nil {
-		failed, err = c.prod.sendAsync(ctx, topic, partition, kafka.Message{
+		failed, err = c.sendTraced(ctx, topic, partition, kafka.Message{
 			Key:   key,
 			Value: body,
 			// The record's timestamp is when the call began, also when
@@ -326,7 +329,7 @@ func (c *ClientConn) send(ctx context.Context, method, svc string, body, key []b
 			// needs from it (replyMargin).
 			Time:    start,
 			Headers: encodeRequestHeaders(id, method, c.replyTopic, deadline, idemKey, md),
-		})
+		}, id)
 	}
 	if err != nil {
 		return c.sendError(ctx, svc, topic, err)

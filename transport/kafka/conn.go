@@ -17,6 +17,7 @@ import (
 
 	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/internal/dispatch"
+	"github.com/purista-go/purista/internal/telemetry"
 )
 
 // topicChar reports whether Kafka allows c in a topic name: [a-zA-Z0-9._-].
@@ -55,6 +56,8 @@ type base struct {
 	kc        *kafka.Client
 	dialer    *kafka.Dialer
 	prod      *producer
+	tracer    telemetry.Tracer
+	metrics   *telemetry.Metrics // nil without WithMetrics
 }
 
 func newBase(brokers []string, cfg commonConfig) (*base, error) {
@@ -78,6 +81,9 @@ func newBase(brokers []string, cfg commonConfig) (*base, error) {
 		brokers:   append([]string(nil), brokers...),
 		kc:        kc,
 		dialer:    &kafka.Dialer{ClientID: cfg.clientID, Timeout: cfg.dialTimeout, TLS: cfg.tls, SASLMechanism: cfg.sasl, DualStack: true},
+	}
+	if err := b.initTelemetry(); err != nil {
+		return nil, fmt.Errorf("kafka: metrics: %w", err)
 	}
 	b.prod = newProducer(b.dialer, b.brokers, cfg.requiredAcks, cfg.maxBatch, cfg.logger)
 	return b, nil

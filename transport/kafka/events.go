@@ -92,16 +92,17 @@ func (b *base) publishEvent(ctx context.Context, ev *purista.Event, key []byte, 
 		defer cancel()
 	}
 	topic := b.eventTopic(ev)
+	id := randomHex(16)
 	rec := kafka.Message{
 		Key:     key,
 		Value:   body,
-		Headers: encodeEventHeaders(randomHex(16), ev.Name, eventing.SourceMethod(ctx), time.Now(), eventing.TraceAndMetadata(ctx)),
+		Headers: encodeEventHeaders(id, ev.Name, eventing.SourceMethod(ctx), time.Now(), eventing.TraceAndMetadata(ctx)),
 	}
-	err = b.sendKeyed(ctx, topic, rec)
+	err = b.sendKeyedTraced(ctx, topic, rec, id)
 	var missing errTopicMissing
 	if errors.As(err, &missing) && b.cfg.ensureTopics {
 		if _, err = ensureTopics(ctx, b, []TopicSpec{b.eventTopicSpec(ev)}); err == nil {
-			err = b.sendKeyed(ctx, topic, rec)
+			err = b.sendKeyedTraced(ctx, topic, rec, id)
 		}
 	}
 	switch {

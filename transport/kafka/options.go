@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/purista-go/purista"
@@ -58,6 +60,9 @@ type commonConfig struct {
 	// replyRetention is how long the reply store keeps the reply of an
 	// idempotency key; 0 turns the store off (replystore.go).
 	replyRetention time.Duration
+	// tracerProvider and metrics: telemetry.go.
+	tracerProvider trace.TracerProvider
+	metrics        prometheus.Registerer
 }
 
 func defaultCommon() commonConfig {

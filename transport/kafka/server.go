@@ -165,6 +165,10 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 	s.disp = dispatch.NewServer(cfg.logger, dd, b.contracts, s.withEventInterceptor(cfg.interceptors)...)
 	s.fetchCtx, s.stopFetch = context.WithCancel(context.Background())
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
+	if err := s.registerLag(); err != nil { // lag.go
+		b.close()
+		return nil, fmt.Errorf("kafka: metrics: %w", err)
+	}
 	return s, nil
 }
 
@@ -456,6 +460,7 @@ func (s *Server) handle(m kafka.Message, done func()) {
 		// reach the caller in time: running it would only add an effect
 		// nobody hears of.
 		s.stats.expired.Add(1)
+		s.countExpired(h.method)
 		s.cfg.logger.Info("kafka: request expired while waiting, or too close to its deadline to answer; not executed", "method", h.method, "id", h.id, "request_id", h.requestID(), "late_by", now.Sub(h.deadline).String())
 		done()
 		return
@@ -480,6 +485,7 @@ func (s *Server) handle(m kafka.Message, done func()) {
 	ctx, cancel := context.WithDeadline(s.handlerCtx, deadline)
 	defer cancel()
 	ctx = metadata.NewIncomingContext(ctx, h.md)
+	ctx, obs := s.observeRequest(ctx, m, method, h)
 	var res dispatch.Result
 	if s.store != nil && h.idempotencyKey != "" {
 		// A keyed call runs once per key within the store's retention,
@@ -490,7 +496,7 @@ func (s *Server) handle(m kafka.Message, done func()) {
 	} else {
 		res = s.disp.Call(ctx, method, h.idempotencyKey, dispatch.Decode(m.Value))
 	}
-	s.replyThen(h, res, done)
+	s.replyThen(h, res, obs.replied(res.Err, done))
 }
 
 // callDeadline is the deadline of the call h belongs to: the caller's, or

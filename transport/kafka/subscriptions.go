@@ -374,15 +374,18 @@ func (sub *subscription) deliver(m kafka.Message, h eventHeaders, sb eventing.Su
 		Value:   m.Value,
 		Timeout: timeout,
 	}
+	ctx, obs := sub.observeEvent(s.handlerCtx, m, h, sb)
 	attempts, err, stopped := eventing.Deliver(sc.stop, retry, func(attempt int) (error, bool) {
 		inv.Info.Attempt = attempt
-		err, permanent := eventing.Invoke(s.handlerCtx, s.disp, inv)
+		err, permanent := eventing.Invoke(ctx, s.disp, inv)
 		if err != nil && !permanent && attempt < retry.MaxAttempts {
 			sc.stats.retries.Add(1)
+			obs.series.Retry()
 			s.cfg.logger.Debug("kafka: subscriber failed; retrying", "subscriber", sb.Method.FullMethod, "event_id", h.id, "attempt", attempt, "error", err)
 		}
 		return err, permanent
 	})
+	obs.done(err, attempts)
 	if err == nil {
 		sc.stats.delivered.Add(1)
 		return true
@@ -439,6 +442,7 @@ func (sub *subscription) deadLetter(m kafka.Message, sb eventing.Subscriber, att
 		cancel()
 		if err == nil {
 			sc.stats.deadLettered.Add(1)
+			s.metrics.Event(sb.Method.FullMethod, sub.event.Name).DeadLetter()
 			s.cfg.logger.Warn("kafka: event dead-lettered", "subscriber", sb.Method.FullMethod, "event", sub.event.Name,
 				"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "attempts", attempts, "dead_letter_topic", sub.dlq, "error", st.Message())
 			return true
