@@ -73,7 +73,7 @@ for path in reports:
             server += f["count"]
         else:
             failures += f["count"]
-    accepted += len((r.get("baseline") or {}).get("matched", []) or [])
+    accepted += (r.get("baseline") or {}).get("known") or 0
     errors += sum(e["count"] for e in r["errors"])
 print(cases, server, failures, accepted, errors)
 PY
