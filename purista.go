@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"time"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -74,6 +75,62 @@ type Method struct {
 	// Subscribe is the event the method is invoked with, once per event,
 	// for every subscribing service; nil when the method subscribes to none.
 	Subscribe *Event
+	// Retry is how clients retry a keyed call of the method, from the
+	// contract's (purista.v1.method).retry; nil leaves it to the client.
+	Retry *RetryPolicy
+}
+
+// WithIdempotencyKey returns ctx with key as the idempotency key of the
+// calls made with it ("idempotency-key" outgoing metadata), on every
+// transport: a server runs a key's handler once — within its reply store's
+// retention on Kafka, its dedup window in process and over plain gRPC — and
+// answers a repeat with the first reply; Kafka and in-process clients may
+// retry a keyed call after UNAVAILABLE (RetryPolicy). Use a fresh key per
+// logical operation and the same one for every retry of it, such as an
+// HTTP Idempotency-Key.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	md.Set("idempotency-key", key)
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// RetryPolicy bounds the retries of a call that carries an idempotency key:
+// after UNAVAILABLE or a write whose outcome is unknown, the call is tried
+// again after InitialBackoff, then after doubling waits up to MaxBackoff,
+// MaxAttempts tries in all, while its deadline allows. A server with a reply
+// store answers a retry of a key it ran with the stored reply.
+type RetryPolicy struct {
+	MaxAttempts    int
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+}
+
+// Validate reports a policy that cannot work.
+func (p RetryPolicy) Validate() error {
+	switch {
+	case p.MaxAttempts < 1:
+		return fmt.Errorf("retry policy: max attempts %d must be at least 1 (1 turns retries off)", p.MaxAttempts)
+	case p.InitialBackoff < 0 || p.MaxBackoff < p.InitialBackoff:
+		return fmt.Errorf("retry policy: backoff %v up to %v: both must be non-negative and the maximum at least the first", p.InitialBackoff, p.MaxBackoff)
+	}
+	return nil
+}
+
+// Backoff is the wait before try n+1, after try n (n >= 1) failed.
+func (p RetryPolicy) Backoff(n int) time.Duration {
+	d := p.InitialBackoff
+	for i := 1; i < n && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, p.MaxBackoff)
+}
+
+// DefaultRetryPolicy is a client's policy for keyed calls unless the
+// contract or the client sets another: 5 tries, 50 ms backoff doubling up
+// to 1 s.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{MaxAttempts: 5, InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
 }
 
 // HTTPRule is one google.api.http binding.

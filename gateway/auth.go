@@ -41,10 +41,7 @@ func (f AuthenticatorFunc) Authenticate(r *http.Request, route Route) (context.C
 // the context to continue with or an error (a status error with
 // PermissionDenied for a valid token without access to the route).
 func BearerAuth(realm string, verify func(ctx context.Context, token string, route Route) (context.Context, error)) Authenticator {
-	challenge := "Bearer"
-	if realm != "" {
-		challenge += ` realm="` + realm + `"`
-	}
+	challenge := bearerChallenge(realm, "")
 	return AuthenticatorFunc(func(r *http.Request, route Route) (context.Context, error) {
 		h := r.Header.Get("Authorization")
 		scheme, token, ok := strings.Cut(h, " ")
@@ -59,12 +56,28 @@ func BearerAuth(realm string, verify func(ctx context.Context, token string, rou
 		ctx, err := verify(r.Context(), token, route)
 		if err != nil {
 			if st, ok := status.FromError(err); ok && st.Code() == codes.Unauthenticated {
-				return nil, &AuthError{Status: st, Challenge: challenge + `, error="invalid_token"`}
+				return nil, &AuthError{Status: st, Challenge: bearerChallenge(realm, `error="invalid_token"`)}
 			}
 			return nil, err
 		}
 		return ctx, nil
 	})
+}
+
+// bearerChallenge is a Bearer challenge (RFC 6750 section 3): the scheme,
+// then the realm and param, comma-separated.
+func bearerChallenge(realm, param string) string {
+	var params []string
+	if realm != "" {
+		params = append(params, `realm="`+realm+`"`)
+	}
+	if param != "" {
+		params = append(params, param)
+	}
+	if len(params) == 0 {
+		return "Bearer"
+	}
+	return "Bearer " + strings.Join(params, ", ")
 }
 
 // AuthError is an authentication failure with the challenge the gateway

@@ -196,6 +196,10 @@ func (fg *fileGen) genMethod(g *protogen.GeneratedFile, service string, m *contr
 	if m.Event != nil {
 		g.P("Event: ", fg.eventIdent(m.Event), ",")
 	}
+	if r := m.Retry; r != nil {
+		g.P("Retry: &", puristaPackage.Ident("RetryPolicy"), "{MaxAttempts: ", r.MaxAttempts,
+			", InitialBackoff: ", durationExpr(g, r.InitialBackoff), ", MaxBackoff: ", durationExpr(g, r.MaxBackoff), "},")
+	}
 	if m.Subscribe != nil {
 		g.P("Subscribe: ", fg.eventIdent(m.Subscribe), ",")
 	}

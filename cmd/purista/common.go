@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/purista-go/purista/internal/brokerauth"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -26,6 +27,8 @@ type kafkaFlags struct {
 	brokers string
 	prefix  string
 	timeout time.Duration
+	auth    brokerauth.Settings
+	authOpt []kafka.Option // from auth, set by reach
 }
 
 func (k *kafkaFlags) add(fs *pflag.FlagSet) {
@@ -34,6 +37,7 @@ func (k *kafkaFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&k.prefix, "topic-prefix", envOr("PURISTA_TOPIC_PREFIX", ""),
 		"prefix of every topic, as the services were given (env PURISTA_TOPIC_PREFIX)")
 	fs.DurationVar(&k.timeout, "connect-timeout", 5*time.Second, "how long to try to reach the brokers")
+	k.auth.Register(fs)
 }
 
 func cmdContext(cmd *cobra.Command) context.Context {
@@ -61,10 +65,11 @@ func (k *kafkaFlags) list() []string {
 }
 
 func (k *kafkaFlags) options() []kafka.Option {
+	opts := append([]kafka.Option(nil), k.authOpt...)
 	if k.prefix == "" {
-		return nil
+		return opts
 	}
-	return []kafka.Option{kafka.WithTopicPrefix(k.prefix)}
+	return append(opts, kafka.WithTopicPrefix(k.prefix))
 }
 
 // reach checks that at least one broker accepts TCP connections, so that
@@ -75,6 +80,14 @@ func (k *kafkaFlags) reach(ctx context.Context) ([]string, error) {
 	if len(brokers) == 0 {
 		return nil, usageError{errors.New("no brokers: pass --brokers host:port or set PURISTA_BROKERS")}
 	}
+	if err := k.auth.Validate(); err != nil {
+		return nil, usageError{err}
+	}
+	opts, err := k.auth.KafkaOptions()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	k.authOpt = opts
 	var errs []string
 	for _, b := range brokers {
 		if _, _, err := net.SplitHostPort(b); err != nil {

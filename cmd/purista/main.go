@@ -84,7 +84,7 @@ starts a repository with all of it in place.`,
 	}
 	root.SetVersionTemplate("purista {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInitCmd(), newDevCmd(), newRoutesCmd(), newCallCmd(), newTopicsCmd(), newDLQCmd())
+	root.AddCommand(newInitCmd(), newDevCmd(), newRoutesCmd(), newCallCmd(), newTopicsCmd(), newACLCmd(), newDLQCmd())
 	return root
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v4"
+
+	"github.com/purista-go/purista/internal/acl"
 )
 
 // projectFileName is the file that tells `purista dev` (and the other
@@ -39,6 +41,9 @@ type project struct {
 	// transport); default true.
 	Broker    *bool     `yaml:"broker"`
 	Processes []process `yaml:"processes"`
+	// ACL lists the Kafka principals `purista acl` derives ACLs for
+	// (docs/security.md).
+	ACL *acl.Config `yaml:"acl"`
 
 	dir string
 }

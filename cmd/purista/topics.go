@@ -66,10 +66,16 @@ DIR, or the one purista.yaml names), or an image (--image).`,
 			defer cancel()
 			if plan {
 				plans, err := kafka.PlanTopics(ctx, brokers, c.services, c.events, opts...)
+				if err != nil && len(plans) == 0 {
+					return err
+				}
 				printPlan(cmd.OutOrStdout(), plans)
 				return err
 			}
 			results, err := kafka.EnsureTopics(ctx, brokers, c.services, c.events, opts...)
+			if err != nil && len(results) == 0 {
+				return err
+			}
 			printEnsured(cmd.OutOrStdout(), results)
 			return err
 		},

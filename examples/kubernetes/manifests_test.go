@@ -212,8 +212,10 @@ func checkComponent(t *testing.T, where string, c corev1.Container, env map[stri
 	cfg.RegisterFlags(fs, gateway)
 	known := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) {
-		if m := regexp.MustCompile(`\(env (PURISTA_\w+)\)`).FindStringSubmatch(f.Usage); m != nil {
-			known[m[1]] = true
+		// A usage names the flag's variable "(env X)", and may name
+		// another that sets the same (a password beside its file's path).
+		for _, m := range regexp.MustCompile(`\bPURISTA_\w+`).FindAllString(f.Usage, -1) {
+			known[m] = true
 		}
 	})
 	for k := range env {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/purista-go/purista/gateway"
 )
 
 // Main runs one component — Gateway or one of Services — as a process of
@@ -47,7 +49,20 @@ func Run(ctx context.Context, name string, cfg Config, logger *slog.Logger) erro
 		if err != nil {
 			return fmt.Errorf("gateway cannot listen on %s: %w", cfg.HTTPAddr, err)
 		}
-		return ServeGateway(ctx, ln, cfg.Kafka(), GatewayConfig{Token: cfg.Token}, logger)
+		gc := GatewayConfig{Token: cfg.Token}
+		if cfg.JWKSURL != "" {
+			auth, err := gateway.NewJWTAuth(ctx, gateway.JWTConfig{
+				JWKSURL: cfg.JWKSURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Realm: "purista-example",
+				ForwardClaims: map[string]string{"sub": "x-user-id"},
+			})
+			if err != nil {
+				_ = ln.Close()
+				return err
+			}
+			defer auth.Close()
+			gc.Options = append(gc.Options, gateway.WithAuthenticator(auth))
+		}
+		return ServeGateway(ctx, ln, cfg.Kafka(), gc, logger)
 	}
 	var opts []ServiceOption
 	if cfg.OpsAddr != "" {

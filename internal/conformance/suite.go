@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/purista-go/purista"
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 )
 
@@ -64,6 +65,7 @@ func Run(t *testing.T, newEnv func(t testing.TB) Env) {
 		{"UnknownMethod", testUnknownMethod},
 		{"NoContract", testNoContract},
 		{"Idempotency", testIdempotency},
+		{"KeyedCalls", testKeyedCalls},
 		{"ServerStartsLater", testServerStartsLater},
 		{"ExpiredWhileWaiting", testExpiredWhileWaiting},
 		{"Concurrent", testConcurrent},
@@ -299,6 +301,49 @@ func testIdempotency(t *testing.T, env Env) {
 	}
 	if n := impl.Calls(); n != 2 {
 		t.Errorf("handler ran %d times for 3 calls with 2 keys, want 2", n)
+	}
+}
+
+// testKeyedCalls: a call with an idempotency key runs once per key, on any
+// method, and its answer — an error that is not transient too — answers a
+// repeat; a keyed call answered UNAVAILABLE is retried as the default
+// policy allows (5 tries), an unkeyed one never.
+func testKeyedCalls(t *testing.T, env Env) {
+	c, impl := setup(t, env)
+	ctx := ctxTimeout(t, 30*time.Second)
+	keyed := func(key string) context.Context { return purista.WithIdempotencyKey(ctx, key) }
+
+	for range 2 {
+		resp, err := c.Echo(keyed("echo-once"), &testingv1.EchoRequest{Message: "once"})
+		if err != nil || resp.GetMessage() != "once" {
+			t.Fatalf("keyed Echo = %v, %v", resp, err)
+		}
+	}
+	if n := impl.Calls(); n != 1 {
+		t.Errorf("Echo with one key twice ran %d times, want 1", n)
+	}
+	refused := &testingv1.FailRequest{Code: int32(codes.FailedPrecondition), Message: "not now"}
+	for range 2 {
+		if _, err := c.Fail(keyed("fail-once"), refused); status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != "not now" {
+			t.Fatalf("keyed Fail = %v, want FAILED_PRECONDITION \"not now\"", err)
+		}
+	}
+	if n := impl.Calls(); n != 2 {
+		t.Errorf("Fail with one key twice ran %d times, want 1", n-1)
+	}
+
+	unavailable := &testingv1.FailRequest{Code: int32(codes.Unavailable), Message: "try later"}
+	if _, err := c.Fail(ctx, unavailable); status.Code(err) != codes.Unavailable {
+		t.Fatalf("unkeyed Fail = %v, want UNAVAILABLE", err)
+	}
+	if n := impl.Calls(); n != 3 {
+		t.Errorf("unkeyed UNAVAILABLE call ran %d times, want 1: it must not be retried", n-2)
+	}
+	if _, err := c.Fail(keyed("retried"), unavailable); status.Code(err) != codes.Unavailable {
+		t.Fatalf("keyed Fail = %v, want UNAVAILABLE after the retries", err)
+	}
+	if n, want := impl.Calls()-3, int64(purista.DefaultRetryPolicy().MaxAttempts); n != want {
+		t.Errorf("keyed UNAVAILABLE call ran %d times, want %d (the default policy's tries)", n, want)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/purista-go/purista"
 	puristav1 "github.com/purista-go/purista/gen/purista/v1"
@@ -56,6 +57,9 @@ type Method struct {
 	Timeout    time.Duration // 0: the transport's default
 	Idempotent bool
 	Public     bool
+	// Retry is the retry policy of keyed calls with its defaults filled
+	// in, or nil when the contract sets none.
+	Retry *purista.RetryPolicy
 	// Key is the request field that keys the request record, or nil.
 	Key protoreflect.FieldDescriptor
 	// HTTP lists the google.api.http bindings, primary first.
@@ -225,6 +229,48 @@ func (b *builder) topicSize(d protoreflect.Descriptor, element, option string, p
 	return partitions, int16(replication)
 }
 
+// maxRetryAttempts bounds (purista.v1.method).retry.max_attempts: more
+// tries than this is a mistake, not a policy.
+const maxRetryAttempts = 100
+
+// retryPolicy checks a method's retry option and fills in the defaults of
+// what it leaves unset.
+func (b *builder) retryPolicy(m protoreflect.MethodDescriptor, name string, r *puristav1.RetryPolicy) *purista.RetryPolicy {
+	p := purista.DefaultRetryPolicy()
+	if n := r.GetMaxAttempts(); n > maxRetryAttempts {
+		b.errorf(m, "%s: (purista.v1.method).retry.max_attempts is %d; set 1 to %d (1 turns retries off), or 0 for the default %d", name, n, maxRetryAttempts, p.MaxAttempts)
+	} else if n > 0 {
+		p.MaxAttempts = int(n)
+	}
+	duration := func(field string, d *durationpb.Duration) (time.Duration, bool) {
+		if d == nil {
+			return 0, false
+		}
+		if err := d.CheckValid(); err != nil {
+			b.errorf(m, "%s: (purista.v1.method).retry.%s is invalid (%v); set seconds and nanos of the same sign", name, field, err)
+			return 0, false
+		}
+		if d.AsDuration() <= 0 {
+			b.errorf(m, "%s: (purista.v1.method).retry.%s is %v; set a positive duration, or leave it unset for the default", name, field, d.AsDuration())
+			return 0, false
+		}
+		return d.AsDuration(), true
+	}
+	first, firstSet := duration("initial_backoff", r.GetInitialBackoff())
+	if firstSet {
+		p.InitialBackoff = first
+	}
+	if last, ok := duration("max_backoff", r.GetMaxBackoff()); ok {
+		if last < p.InitialBackoff {
+			b.errorf(m, "%s: (purista.v1.method).retry.max_backoff %v is shorter than initial_backoff %v; make it at least as long", name, last, p.InitialBackoff)
+		}
+		p.MaxBackoff = last
+	} else {
+		p.MaxBackoff = max(p.MaxBackoff, p.InitialBackoff)
+	}
+	return &p
+}
+
 func (b *builder) method(m protoreflect.MethodDescriptor) *Method {
 	name := "method " + string(m.FullName())
 	mm := &Method{Desc: m}
@@ -240,6 +286,9 @@ func (b *builder) method(m protoreflect.MethodDescriptor) *Method {
 		default:
 			mm.Timeout = t.AsDuration()
 		}
+	}
+	if r := opts.GetRetry(); r != nil {
+		mm.Retry = b.retryPolicy(m, name, r)
 	}
 	if k := opts.GetPartitionKey(); k != "" {
 		mm.Key = b.keyField(m, name, "(purista.v1.method).partition_key", k, m.Input())

@@ -44,6 +44,10 @@ func (s *Service) Describe() *purista.Service {
 			HTTP:            slices.Clone(m.HTTP),
 			Public:          m.Public,
 		}
+		if m.Retry != nil {
+			r := *m.Retry
+			pm.Retry = &r
+		}
 		if m.Key != nil {
 			pm.PartitionKeyField, pm.PartitionKey = string(m.Key.Name()), KeyFunc(m.Key)
 		}

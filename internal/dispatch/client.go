@@ -69,8 +69,8 @@ func ChainUnaryClient(invoke grpc.UnaryInvoker, interceptors ...grpc.UnaryClient
 }
 
 // IdempotencyMetadataKey is the outgoing metadata key a caller sets to name
-// the logical operation of a call; retries with the same key are answered
-// from the server's dedup window for methods the contract marks idempotent.
+// the logical operation of a call; a repeat of the key is answered with the
+// first reply (purista.WithIdempotencyKey).
 const IdempotencyMetadataKey = "idempotency-key"
 
 // IdempotencyKey returns the caller's idempotency key from outgoing metadata.

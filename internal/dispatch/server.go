@@ -188,11 +188,11 @@ type Result struct {
 }
 
 // Call runs m with the request decoded by dec. ctx must already carry the
-// call's deadline and incoming metadata. When idempotencyKey is set and the
-// contract marks the method idempotent, a repeated key is answered from the
-// dedup window without running the handler again.
+// call's deadline and incoming metadata. When idempotencyKey is set, a
+// repeated key is answered from the dedup window without running the
+// handler again, whatever the method: the caller named the operation.
 func (s *Server) Call(ctx context.Context, m Method, idempotencyKey string, dec func(any) error) Result {
-	if s.dedup != nil && idempotencyKey != "" && m.Contract != nil && m.Contract.Idempotent {
+	if s.dedup != nil && idempotencyKey != "" {
 		return s.dedup.Do(m.FullMethod+"\x00"+idempotencyKey, func() Result { return s.call(ctx, m, dec) })
 	}
 	return s.call(ctx, m, dec)

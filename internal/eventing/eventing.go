@@ -23,39 +23,12 @@ import (
 	"github.com/purista-go/purista/internal/dispatch"
 )
 
-// Retry is how a subscriber's failures are retried.
-type Retry struct {
-	// MaxAttempts is the number of deliveries before a dead letter, at
-	// least 1.
-	MaxAttempts int
-	// FirstBackoff is the wait after the first failure; every further
-	// failure doubles it, up to MaxBackoff.
-	FirstBackoff time.Duration
-	MaxBackoff   time.Duration
-}
+// Retry is how often and when a subscriber is invoked again with an event
+// it failed: the same policy type as a keyed call's retries.
+type Retry = purista.RetryPolicy
 
 // DefaultRetry is the policy of transports not configured otherwise.
-var DefaultRetry = Retry{MaxAttempts: 5, FirstBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
-
-// Validate reports a policy that cannot work.
-func (r Retry) Validate() error {
-	switch {
-	case r.MaxAttempts < 1:
-		return fmt.Errorf("event retry: max attempts %d must be at least 1", r.MaxAttempts)
-	case r.FirstBackoff < 0 || r.MaxBackoff < r.FirstBackoff:
-		return fmt.Errorf("event retry: backoff %v up to %v: both must be non-negative and the maximum at least the first", r.FirstBackoff, r.MaxBackoff)
-	}
-	return nil
-}
-
-// Backoff returns the wait after the failed attempt n (from 1).
-func (r Retry) Backoff(n int) time.Duration {
-	d := r.FirstBackoff
-	for i := 1; i < n && d < r.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, r.MaxBackoff)
-}
+var DefaultRetry = Retry{MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
 
 // Deliver calls try with attempts 1, 2, ... until it succeeds, reports its
 // error permanent, or MaxAttempts were made, waiting the backoff between

@@ -22,7 +22,7 @@ import (
 )
 
 func TestBackoff(t *testing.T) {
-	r := Retry{MaxAttempts: 6, FirstBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}
+	r := Retry{MaxAttempts: 6, InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}
 	var got []time.Duration
 	for n := 1; n <= 6; n++ {
 		got = append(got, r.Backoff(n))
@@ -31,7 +31,7 @@ func TestBackoff(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("backoffs %v, want %v", got, want)
 	}
-	for _, bad := range []Retry{{MaxAttempts: 0}, {MaxAttempts: 1, FirstBackoff: time.Second, MaxBackoff: time.Millisecond}, {MaxAttempts: 1, FirstBackoff: -1}} {
+	for _, bad := range []Retry{{MaxAttempts: 0}, {MaxAttempts: 1, InitialBackoff: time.Second, MaxBackoff: time.Millisecond}, {MaxAttempts: 1, InitialBackoff: -1}} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v validated", bad)
 		}
@@ -42,7 +42,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestDeliver(t *testing.T) {
-	r := Retry{MaxAttempts: 3, FirstBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	r := Retry{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
 	fail := errors.New("fail")
 	var tries []int
 	n, err, stopped := Deliver(nil, r, func(a int) (error, bool) { tries = append(tries, a); return fail, false })
@@ -64,7 +64,7 @@ func TestDeliver(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	close(stop)
-	slow := Retry{MaxAttempts: 3, FirstBackoff: time.Hour, MaxBackoff: time.Hour}
+	slow := Retry{MaxAttempts: 3, InitialBackoff: time.Hour, MaxBackoff: time.Hour}
 	start := time.Now()
 	n, _, stopped = Deliver(stop, slow, func(int) (error, bool) { return fail, false })
 	if n != 1 || !stopped || time.Since(start) > time.Second {

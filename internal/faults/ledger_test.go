@@ -46,8 +46,11 @@ type call struct {
 // keyedEvery makes every keyedEvery-th call of the load a keyed one.
 const keyedEvery = 4
 
-// keyedTries is how often a keyed call is tried before its caller gives up.
-const keyedTries = 3
+// keyedBudget is how long a keyed call's caller keeps trying, each try
+// with its own deadline (callDeadline), before it gives up: a caller with
+// an idempotency key can afford to wait out a broker's restart, and the
+// suite's single-broker restart has taken up to 15 s on this machine.
+const keyedBudget = 30 * time.Second
 
 // window is a time in which a fault makes UNAVAILABLE and
 // DEADLINE_EXCEEDED expected answers.
@@ -138,13 +141,10 @@ func (ld *load) run(path string, every time.Duration) {
 				} else {
 					ld.callHTTP(c)
 				}
-				if !c.keyed || c.tries >= keyedTries || (c.code != codes.Unavailable && c.code != codes.DeadlineExceeded) {
+				if !c.keyed || time.Since(c.sent)+callDeadline > keyedBudget || (c.code != codes.Unavailable && c.code != codes.DeadlineExceeded) {
 					break
 				}
-				select {
-				case <-ld.stop:
-				case <-time.After(200 * time.Millisecond):
-				}
+				time.Sleep(200 * time.Millisecond)
 			}
 			c.done = time.Now()
 			ld.l.add(c)

@@ -46,7 +46,7 @@ const defaultEventRetention = 10000
 // logged and the default used.
 func WithEventRetry(maxAttempts int, firstBackoff, maxBackoff time.Duration) Option {
 	return func(o *options) {
-		o.events.retry = eventing.Retry{MaxAttempts: maxAttempts, FirstBackoff: firstBackoff, MaxBackoff: maxBackoff}
+		o.events.retry = eventing.Retry{MaxAttempts: maxAttempts, InitialBackoff: firstBackoff, MaxBackoff: maxBackoff}
 	}
 }
 

@@ -21,6 +21,7 @@ package inproc
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -47,7 +48,8 @@ type options struct {
 	logger             *slog.Logger
 	dedupSize          int
 	dedupTTL           time.Duration
-	events             eventOptions // events.go
+	retry              *purista.RetryPolicy // WithRetry; nil: the default
+	events             eventOptions         // events.go
 }
 
 // WithContracts hands the channel's ends the contracts of the services
@@ -81,6 +83,19 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // long (default 10 000 for 10 minutes). size 0 disables the window.
 func WithDedupWindow(size int, ttl time.Duration) Option {
 	return func(o *options) { o.dedupSize, o.dedupTTL = size, ttl }
+}
+
+// WithRetry sets how a client retries a call that carries an idempotency
+// key after its handler answered UNAVAILABLE, as kafka.WithRetry does: at
+// most attempts tries, waiting first, then twice as long each time up to
+// max, while the call's deadline leaves time (default 5 tries, 50 ms, 1 s).
+// A method whose contract sets (purista.v1.method).retry is retried as the
+// contract says. An invalid policy fails the client's calls with
+// FAILED_PRECONDITION.
+func WithRetry(attempts int, first, max time.Duration) Option {
+	return func(o *options) {
+		o.retry = &purista.RetryPolicy{MaxAttempts: attempts, InitialBackoff: first, MaxBackoff: max}
+	}
 }
 
 // Channel connects in-process clients to in-process servers. It is itself
@@ -146,6 +161,11 @@ func New(opts ...Option) *Channel {
 func (c *Channel) NewClient(opts ...Option) *Client {
 	cl := &Client{ch: c, opts: newOptions(opts)}
 	cl.contracts, cl.err = dispatch.NewContracts("inproc.WithContracts", cl.opts.contracts)
+	if p := cl.opts.retry; p != nil && cl.err == nil {
+		if err := p.Validate(); err != nil || p.InitialBackoff <= 0 {
+			cl.err = fmt.Errorf("inproc.WithRetry(%d, %v, %v): want at least 1 attempt and 0 < first backoff <= max backoff", p.MaxAttempts, p.InitialBackoff, p.MaxBackoff)
+		}
+	}
 	cl.invoke = dispatch.ChainUnaryClient(cl.roundTrip, cl.opts.clientInterceptors...)
 	return cl
 }
@@ -275,15 +295,26 @@ func (cl *Client) roundTrip(ctx context.Context, method string, args, reply any,
 		return err
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
-	if err := ctx.Err(); err != nil {
-		cl.ch.countExpired()
-		return status.FromContextError(err).Err()
+	key := dispatch.CallKey(opts, md, m.Contract)
+	if key != "" {
+		// The server sees the key the client made for an idempotent
+		// method as it sees a caller's.
+		md = md.Copy()
+		md.Set(dispatch.IdempotencyMetadataKey, key)
 	}
-	sctx := metadata.NewIncomingContext(dispatch.HandlerContext(ctx), md.Copy())
-	res := srv.Call(sctx, m, dispatch.IdempotencyKey(md), dispatch.Decode(body))
-	dispatch.ParseCallOptions(opts).Deliver(res.Header.Copy(), res.Trailer.Copy())
-	if res.Err != nil {
+	var res dispatch.Result
+	err = dispatch.RetryKeyed(ctx, key != "", dispatch.RetryPolicy(m.Contract, cl.opts.retry), nil, func() error {
+		if err := ctx.Err(); err != nil {
+			cl.ch.countExpired()
+			return status.FromContextError(err).Err()
+		}
+		sctx := metadata.NewIncomingContext(dispatch.HandlerContext(ctx), md.Copy())
+		res = srv.Call(sctx, m, key, dispatch.Decode(body))
 		return res.Err
+	}, nil)
+	dispatch.ParseCallOptions(opts).Deliver(res.Header.Copy(), res.Trailer.Copy())
+	if err != nil {
+		return err
 	}
 	respMsg, ok := res.Response.(proto.Message)
 	if !ok {

@@ -106,6 +106,7 @@ func ensureTopics(ctx context.Context, b *base, specs []TopicSpec) ([]TopicResul
 	}
 	results := make([]TopicResult, 0, len(specs))
 	var failed []string
+	var causes []error // the brokers' errors, for errors.Is (authz.go)
 	for _, s := range specs {
 		r := TopicResult{Name: s.Name, Partitions: s.Partitions}
 		switch terr := resp.Errors[s.Name]; {
@@ -123,12 +124,13 @@ func ensureTopics(ctx context.Context, b *base, specs []TopicSpec) ([]TopicResul
 			}
 		default:
 			failed = append(failed, fmt.Sprintf("%s: %v", s.Name, terr))
+			causes = append(causes, terr)
 			continue
 		}
 		results = append(results, r)
 	}
 	if len(failed) > 0 {
-		return results, fmt.Errorf("kafka: topics not provisioned: %s", strings.Join(failed, "; "))
+		return results, &causedError{msg: "kafka: topics not provisioned: " + strings.Join(failed, "; "), causes: causes}
 	}
 	// Wait until every topic has leaders, so the first request does not fail.
 	for _, s := range specs {
@@ -202,6 +204,9 @@ func missingTopics(ctx context.Context, b *base, specs []TopicSpec) ([]string, e
 	for _, s := range specs {
 		if _, err := b.prod.partitions(ctx, s.Name, true); err != nil {
 			var m errTopicMissing
+			if denied(err) {
+				return nil, b.cfg.permissionDenied("describe topic "+s.Name, err)
+			}
 			if !errors.As(err, &m) {
 				return nil, fmt.Errorf("kafka: read metadata of topic %s: %w", s.Name, err)
 			}
@@ -270,7 +275,7 @@ func CollectIdleTopics(ctx context.Context, brokers []string, idle time.Duration
 		return nil, fmt.Errorf("kafka: list topics: %w", err)
 	}
 	instanceTopic := func(topic string) bool {
-		return strings.HasPrefix(topic, b.cfg.topicPrefix+"purista.reply.") || strings.HasPrefix(topic, b.cfg.topicPrefix+"purista.stream.")
+		return strings.HasPrefix(topic, b.cfg.topicPrefix+ReplyTopicPrefix) || strings.HasPrefix(topic, b.cfg.topicPrefix+StreamTopicPrefix)
 	}
 	since := time.Now().Add(-idle)
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -112,6 +113,11 @@ func sequentialP50(tb testing.TB, c testingv1.EchoServiceClient, n int) time.Dur
 
 // throughput makes n calls with inflight in flight and returns calls per second.
 func throughput(tb testing.TB, c testingv1.EchoServiceClient, n, inflight int) float64 {
+	return throughputOf(tb, c, n, inflight, call)
+}
+
+// throughputOf is throughput with calls made by call.
+func throughputOf(tb testing.TB, c testingv1.EchoServiceClient, n, inflight int, call func(testing.TB, testingv1.EchoServiceClient)) float64 {
 	var wg sync.WaitGroup
 	work := make(chan struct{}, n)
 	for range n {
@@ -220,21 +226,23 @@ func BenchmarkKafkaVsGRPC(b *testing.B) {
 var keyedFiguresOnce sync.Once
 
 // BenchmarkKeyedVsUnkeyed measures what an idempotency key costs a call on
-// the embedded broker: one at a time, keyed calls (each with a fresh key:
-// a store partition offset look-up and a stored reply written before the
-// reply) against unkeyed ones, in alternating rounds, and prints the ratio
-// of their median latencies. Its work is fixed: run it with -benchtime=1x.
+// the embedded broker: keyed calls (each with a fresh key: a look-up of the
+// store partition's offsets and a stored reply written before the reply)
+// against unkeyed ones, one at a time and 64 in flight, in alternating
+// rounds, and prints the ratios of their medians. Its work is fixed: run it
+// with -benchtime=1x.
 func BenchmarkKeyedVsUnkeyed(b *testing.B) {
 	brokers := kafkatest.Embedded(b)
 	k := kafkaEcho(b, brokers)
-	const rounds, calls = 5, 300
-	var keyed, unkeyed []float64
-	seq := 0
+	const rounds, calls, parCalls, inflight = 5, 300, 5000, 64
+	var keyed, unkeyed, keyedRPS, unkeyedRPS, keyedCPU, unkeyedCPU []float64
+	var seq atomic.Int64
+	run := time.Now().UnixNano()
 	keyedCall := func(tb testing.TB, c testingv1.EchoServiceClient) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		seq++
-		if _, err := c.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload}, kafka.IdempotencyKey(fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), seq))); err != nil {
+		key := kafka.IdempotencyKey(fmt.Sprintf("bench-%d-%d", run, seq.Add(1)))
+		if _, err := c.Echo(ctx, &testingv1.EchoRequest{Payload: benchPayload}, key); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -252,13 +260,26 @@ func BenchmarkKeyedVsUnkeyed(b *testing.B) {
 		for range rounds {
 			unkeyed = append(unkeyed, p50(call))
 			keyed = append(keyed, p50(keyedCall))
+			c0 := cpuTime()
+			unkeyedRPS = append(unkeyedRPS, throughputOf(b, k, parCalls, inflight, call))
+			c1 := cpuTime()
+			keyedRPS = append(keyedRPS, throughputOf(b, k, parCalls, inflight, keyedCall))
+			c2 := cpuTime()
+			unkeyedCPU = append(unkeyedCPU, float64(c1-c0)/parCalls/1e3)
+			keyedCPU = append(keyedCPU, float64(c2-c1)/parCalls/1e3)
 		}
 	}
 	b.ReportMetric(median(keyed)/1e3, "keyed-p50-µs")
 	b.ReportMetric(median(unkeyed)/1e3, "unkeyed-p50-µs")
+	b.ReportMetric(median(keyedRPS), "keyed-calls/s")
+	b.ReportMetric(median(unkeyedRPS), "unkeyed-calls/s")
+	b.ReportMetric(median(keyedCPU), "keyed-cpu-µs/call")
+	b.ReportMetric(median(unkeyedCPU), "unkeyed-cpu-µs/call")
 	keyedFiguresOnce.Do(func() {
 		fmt.Printf("figure: keyed_call_p50_us %.0f\n", median(keyed)/1e3)
 		fmt.Printf("figure: unkeyed_call_p50_us %.0f\n", median(unkeyed)/1e3)
 		fmt.Printf("figure: keyed_call_p50_vs_unkeyed %.2f\n", median(keyed)/median(unkeyed))
+		fmt.Printf("figure: keyed_rps64 %.0f\n", median(keyedRPS))
+		fmt.Printf("figure: keyed_rps64_vs_unkeyed %.2f\n", median(keyedRPS)/median(unkeyedRPS))
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/purista-go/purista"
 	"github.com/purista-go/purista/internal/dispatch"
 )
 
@@ -24,24 +25,7 @@ type clientConfig struct {
 	commonConfig
 	interceptors   []grpc.UnaryClientInterceptor
 	replyRetention time.Duration
-	retry          retryPolicy
-}
-
-// retryPolicy is how a client retries keyed calls (WithRetry).
-type retryPolicy struct {
-	attempts   int
-	first, max time.Duration
-}
-
-var defaultRetry = retryPolicy{attempts: 5, first: 50 * time.Millisecond, max: time.Second}
-
-// backoff is the wait before try n+1, after try n failed.
-func (p retryPolicy) backoff(n int) time.Duration {
-	d := p.first
-	for i := 1; i < n && d < p.max; i++ {
-		d *= 2
-	}
-	return min(d, p.max)
+	retry          *purista.RetryPolicy // WithRetry; nil: the default
 }
 
 // IdempotencyKey names the logical operation of one call, as the
@@ -49,21 +33,7 @@ func (p retryPolicy) backoff(n int) time.Duration {
 // runs the handler once per key within the store's retention, and the
 // client may retry the call (WithRetry). Use a fresh key per operation and
 // the same one for every retry of it, such as an HTTP Idempotency-Key.
-func IdempotencyKey(key string) grpc.CallOption { return idempotencyKeyOption{key: key} }
-
-type idempotencyKeyOption struct {
-	grpc.EmptyCallOption
-	key string
-}
-
-func callIdempotencyKey(opts []grpc.CallOption) string {
-	for _, o := range opts {
-		if k, ok := o.(idempotencyKeyOption); ok {
-			return k.key
-		}
-	}
-	return ""
-}
+func IdempotencyKey(key string) grpc.CallOption { return dispatch.KeyCallOption{Key: key} }
 
 // ClientConn sends calls as request records and receives their replies on
 // a reply topic of its own. It is safe for concurrent use.
@@ -112,7 +82,7 @@ var _ grpc.ClientConnInterface = (*ClientConn)(nil)
 // starts reading it. When Dial returns, replies to any call made through the
 // ClientConn will be received.
 func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientConn, error) {
-	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour, retry: defaultRetry}
+	cfg := clientConfig{commonConfig: defaultCommon(), replyRetention: time.Hour}
 	for _, o := range opts {
 		o.applyClient(&cfg)
 	}
@@ -155,6 +125,9 @@ func (c *ClientConn) start(ctx context.Context) error {
 		Name: c.replyTopic, Partitions: 1, ReplicationFactor: c.cfg.replication,
 		Config: map[string]string{"retention.ms": strconv.FormatInt(c.cfg.replyRetention.Milliseconds(), 10)},
 	}}); err != nil {
+		if denied(err) {
+			return c.cfg.permissionDenied(fmt.Sprintf("create its reply topic %s (is the client id %q one its principal's ACLs allow?)", c.replyTopic, c.cfg.clientID), err)
+		}
 		return fmt.Errorf("kafka: create reply topic %s: %w", c.replyTopic, err)
 	}
 	// Start at the end of the reply topic: a reused client id must not see
@@ -300,20 +273,11 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 		return status.Errorf(codes.Internal, "call %s: marshal request: %v", method, err)
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
-	idemKey := callIdempotencyKey(opts)
-	if idemKey == "" {
-		idemKey = dispatch.IdempotencyKey(md)
-	}
+	_, m, _ := c.contracts.Method(method)
+	idemKey := dispatch.CallKey(opts, md, m)
 	var key []byte
-	if _, m, ok := c.contracts.Method(method); ok {
-		if m.PartitionKey != nil {
-			key = m.PartitionKey(req)
-		}
-		if idemKey == "" && m.Idempotent {
-			// One key per logical call, made before the first try: every
-			// retry and redelivery of it is recognised.
-			idemKey = randomHex(16)
-		}
+	if m != nil && m.PartitionKey != nil {
+		key = m.PartitionKey(req)
 	}
 	if len(key) == 0 && idemKey != "" {
 		// Every try of a keyed call goes to the same partition — the one
@@ -321,26 +285,9 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 		// answers the retry, or waits for its run to end.
 		key = []byte(idemKey)
 	}
-	for try := 1; ; try++ {
-		err := c.send(ctx, method, svc, body, key, idemKey, md, out, opts)
-		if idemKey == "" || try >= c.cfg.retry.attempts || status.Code(err) != codes.Unavailable {
-			return err
-		}
-		// A keyed call may run again safely: the server answers a key it
-		// ran with the stored reply. Unkeyed calls never come here.
-		wait := c.cfg.retry.backoff(try)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			return err
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return err
-		case <-c.done:
-			return err
-		}
-		c.stats.retries.Add(1)
-	}
+	return dispatch.RetryKeyed(ctx, idemKey != "", dispatch.RetryPolicy(m, c.cfg.retry), c.done, func() error {
+		return c.send(ctx, method, svc, body, key, idemKey, md, out, opts)
+	}, func() { c.stats.retries.Add(1) })
 }
 
 // send makes one try of a unary call: it writes the request record and
@@ -420,6 +367,8 @@ func (c *ClientConn) sendError(ctx context.Context, svc, topic string, err error
 		return status.Errorf(codes.Unavailable, "request topic %s of %s does not exist: provision it with `purista topics ensure` or start the client or server with kafka.WithEnsureTopics", topic, svc)
 	case errors.Is(err, errProducerClosed):
 		return status.Error(codes.Unavailable, "kafka: client connection is closed")
+	case denied(err):
+		return c.cfg.permissionDenied(fmt.Sprintf("write to topic %s, the request topic of %s", topic, svc), err)
 	case errors.Is(err, kafka.MessageSizeTooLarge), errors.Is(err, kafka.RecordListTooLarge):
 		return status.Errorf(codes.ResourceExhausted, "request to %s is larger than the topic %s accepts (message.max.bytes, 1 MiB by default): send less per call or raise the topic's max.message.bytes", svc, topic)
 	}

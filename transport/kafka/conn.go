@@ -107,7 +107,7 @@ func (b *base) requestTopic(service string) string {
 }
 
 func (b *base) groupID(service string) string {
-	return b.cfg.topicPrefix + "purista." + service
+	return b.cfg.topicPrefix + RequestGroup(service)
 }
 
 func (b *base) close() { b.prod.close() }

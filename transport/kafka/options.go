@@ -43,6 +43,7 @@ type commonConfig struct {
 	contracts      []*purista.Service
 	tls            *tls.Config
 	sasl           sasl.Mechanism
+	saslUser       string // for error messages (authz.go)
 	errs           []error
 	clientID       string
 	logger         *slog.Logger
@@ -116,7 +117,7 @@ func WithTLS(cfg *tls.Config) Option {
 // WithSASLPlain authenticates with SASL/PLAIN (use it with WithTLS).
 func WithSASLPlain(username, password string) Option {
 	return commonOption(func(c *commonConfig) {
-		c.sasl = plain.Mechanism{Username: username, Password: password}
+		c.sasl, c.saslUser = plain.Mechanism{Username: username, Password: password}, username
 	})
 }
 
@@ -139,7 +140,7 @@ func WithSASLScram(algorithm, username, password string) Option {
 			c.errs = append(c.errs, fmt.Errorf("kafka: SASL %s: %w", algorithm, err))
 			return
 		}
-		c.sasl = m
+		c.sasl, c.saslUser = m, username
 	})
 }
 
@@ -264,12 +265,17 @@ func WithReplyStore(retention time.Duration) Option {
 // 5 tries, 50 ms, 1 s). A retry reuses the call's key, so the server runs
 // the handler once. Calls without a key are never retried: running them
 // twice could repeat an effect. attempts 1 turns retries off.
+//
+// A method whose contract sets (purista.v1.method).retry is retried as the
+// contract says: its owner knows what the method can bear. WithRetry is
+// the policy of the other methods.
 func WithRetry(attempts int, first, max time.Duration) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) {
-		if attempts < 1 || first <= 0 || max < first {
+		p := purista.RetryPolicy{MaxAttempts: attempts, InitialBackoff: first, MaxBackoff: max}
+		if err := p.Validate(); err != nil || first <= 0 {
 			c.errs = append(c.errs, fmt.Errorf("kafka: retry policy attempts %d, backoff %v up to %v: want at least 1 attempt and 0 < first backoff <= max backoff", attempts, first, max))
 			return
 		}
-		c.retry = retryPolicy{attempts: attempts, first: first, max: max}
+		c.retry = &p
 	})
 }

@@ -81,6 +81,9 @@ type pendingRecord struct {
 	// is given up: the deadline of the call the record belongs to, so a
 	// reply or a request is written again for as long as its caller waits.
 	deadline time.Time
+	// offset is where the broker stored the record, set before done
+	// receives nil.
+	offset int64
 }
 
 var errProducerClosed = errors.New("producer is closed")
@@ -204,17 +207,23 @@ func recordDeadline(ctx context.Context) time.Time {
 // acknowledgement or ctx. A write that fails retriably is tried again
 // until ctx's deadline.
 func (p *producer) send(ctx context.Context, topic string, partition int, msg kafka.Message) error {
+	_, err := p.sendAt(ctx, topic, partition, msg)
+	return err
+}
+
+// sendAt is send that also returns the offset the broker stored msg at.
+func (p *producer) sendAt(ctx context.Context, topic string, partition int, msg kafka.Message) (int64, error) {
 	pr := &pendingRecord{msg: msg, done: make(chan error, 1), deadline: recordDeadline(ctx)}
 	if err := p.enqueue(ctx, topic, partition, pr); err != nil {
-		return err
+		return 0, err
 	}
 	select {
 	case err := <-pr.done:
-		return err
+		return pr.offset, err
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	case <-p.done:
-		return errProducerClosed
+		return 0, errProducerClosed
 	}
 }
 
@@ -506,15 +515,19 @@ func (cw *connWriter) write(batch []*pendingRecord, until time.Time) error {
 		cw.conn = conn
 	}
 	_ = cw.conn.SetDeadline(limit)
-	_, err := cw.conn.WriteMessages(cw.msgs...)
+	_, _, base, _, err := cw.conn.WriteCompressedMessagesAt(nil, cw.msgs...)
 	cw.p.requests.Add(1)
 	cw.p.records.Add(int64(len(cw.msgs)))
 	if err != nil {
 		// The connection may be broken or the leader elsewhere: dial
 		// again next time.
 		cw.close()
+		return err
 	}
-	return err
+	for i, b := range batch {
+		b.offset = base + int64(i)
+	}
+	return nil
 }
 
 // finish reports the outcome of one record to its sender.

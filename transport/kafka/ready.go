@@ -189,6 +189,10 @@ func (s *Server) readerLoggers(m *membership) (kafka.Logger, kafka.Logger) {
 	})
 	errs := kafka.LoggerFunc(func(msg string, args ...any) {
 		m.observe(msg, args...)
+		if err := errorArg(args); err != nil && denied(err) {
+			// Joining again cannot help: stop, saying why.
+			s.fail(s.cfg.groupDenied(m.group, err))
+		}
 		if strings.HasPrefix(msg, "Failed to join group") {
 			// kafka-go drops the member id after a failed join (a
 			// coordinator still loading the group after it moved)

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -44,7 +45,7 @@ const (
 // replyStoreTopic is the reply store topic of a service. It is named after
 // the service, not its request topic, which a contract may rename.
 func (b *base) replyStoreTopic(service string) string {
-	return b.cfg.topicPrefix + replyStoreTopicPrefix + service
+	return b.cfg.topicPrefix + ReplyStoreTopic(service)
 }
 
 // replyStoreTopics are the reply store topics of services: as many
@@ -92,6 +93,7 @@ type replyStore struct {
 	renewed atomic.Int64 // unix nanoseconds of the last renew
 
 	hits, saveFailed atomic.Int64
+	catchUps         atomic.Int64 // reads of a partition to its end (catchUp rounds)
 }
 
 // client returns the kafka-go client the store is read with.
@@ -114,9 +116,27 @@ func (st *replyStore) renew() {
 
 // storePart is what this instance has read of one store partition.
 type storePart struct {
-	mu      sync.Mutex
-	next    int64 // the next offset to read
-	entries map[string]storedReply
+	mu   sync.Mutex
+	next int64 // the next offset to read
+	// index maps the keys stored in the partition to their offsets. It
+	// holds no reply, and no pointer for the garbage collector to follow:
+	// about 40 bytes a key. Keys stay at least the retention, at most
+	// twice as long: index is replaced by a new map every retention,
+	// older keeping the one before (rotate).
+	index, older map[storeHash]int64
+	rotated      time.Time
+	// Reads of the partition to its end run one at a time; a look-up that
+	// comes while one runs joins the next, which starts when the running
+	// one ends (catchUp).
+	running bool
+	pending *catchUpRound
+}
+
+// catchUpRound is one read of a store partition to its end, shared by the
+// look-ups that joined it before it started.
+type catchUpRound struct {
+	done chan struct{}
+	err  error
 }
 
 type storedReply struct {
@@ -208,7 +228,7 @@ func (st *replyStore) part(topic string, partition int) *storePart {
 	tp := topicPartition{topic: topic, partition: partition}
 	p := st.parts[tp]
 	if p == nil {
-		p = &storePart{entries: map[string]storedReply{}}
+		p = &storePart{index: map[storeHash]int64{}, rotated: time.Now()}
 		st.parts[tp] = p
 	}
 	return p
@@ -221,29 +241,179 @@ func (st *replyStore) part(topic string, partition int) *storePart {
 // rebalance moved the key here) is never missed.
 func (st *replyStore) lookup(ctx context.Context, topic string, partition int, sk string) (storedReply, bool, error) {
 	p := st.part(topic, partition)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	first, end, err := st.offsets(ctx, topic, partition)
-	if err != nil {
+	if err := st.catchUp(ctx, topic, partition, p); err != nil {
 		return storedReply{}, false, err
 	}
-	if p.next < first {
-		p.next = first
+	h := hashStoreKey(sk)
+	p.mu.Lock()
+	offset, ok := p.index[h]
+	if !ok {
+		offset, ok = p.older[h]
 	}
-	for p.next < end {
-		if err := st.fetch(ctx, topic, partition, p, end); err != nil {
-			return storedReply{}, false, err
-		}
-	}
-	e, ok := p.entries[sk]
+	p.mu.Unlock()
 	if !ok {
 		return storedReply{}, false, nil
 	}
-	if time.Since(e.at) > st.retention {
-		delete(p.entries, sk)
-		return storedReply{}, false, nil
+	r, found, err := st.readAt(ctx, topic, partition, offset, sk)
+	if err != nil || !found || time.Since(r.at) > st.retention {
+		return storedReply{}, false, err
 	}
-	return e, true, nil
+	return r, true, nil
+}
+
+// readAt reads the stored reply of sk at offset. It is not found when the
+// record there is gone or another key's (a hash shared by two keys).
+func (st *replyStore) readAt(ctx context.Context, topic string, partition int, offset int64, sk string) (storedReply, bool, error) {
+	resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: offset, MinBytes: 0, MaxBytes: 8 << 20, MaxWait: storeReadTimeout})
+	if err == nil {
+		err = resp.Error
+	}
+	if errors.Is(err, kafka.OffsetOutOfRange) {
+		return storedReply{}, false, nil // deleted by the retention
+	}
+	if err != nil {
+		return storedReply{}, false, fmt.Errorf("read %s partition %d at offset %d: %w", topic, partition, offset, err)
+	}
+	for {
+		r, err := resp.Records.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return storedReply{}, false, nil
+		}
+		if err != nil {
+			return storedReply{}, false, fmt.Errorf("read %s partition %d at offset %d: %w", topic, partition, offset, err)
+		}
+		if r.Offset < offset {
+			continue
+		}
+		if r.Offset > offset {
+			return storedReply{}, false, nil // compacted away
+		}
+		key, kerr := readBytes(r.Key)
+		value, verr := readBytes(r.Value)
+		if kerr != nil || verr != nil || string(key) != sk {
+			return storedReply{}, false, nil
+		}
+		if _, ok := headerValue(r.Headers, hdrStatus); !ok {
+			return storedReply{}, false, nil
+		}
+		return storedReply{value: value, headers: r.Headers, at: r.Time}, true, nil
+	}
+}
+
+// storeHash is a stored reply's key as the index keeps it: 128 bits of its
+// SHA-256, so that two keys sharing one is not a case to plan for.
+type storeHash [16]byte
+
+func hashStoreKey(sk string) storeHash {
+	sum := sha256.Sum256([]byte(sk))
+	return storeHash(sum[:16])
+}
+
+// indexLocked records that sk is stored at offset, or with a tombstone
+// (stored false) that it is not; p.mu is held.
+func (st *replyStore) indexLocked(p *storePart, sk []byte, offset int64, stored bool) {
+	if now := time.Now(); now.Sub(p.rotated) > st.retention {
+		p.older, p.index, p.rotated = p.index, make(map[storeHash]int64, len(p.index)), now
+	}
+	h := hashStoreKey(string(sk))
+	if !stored {
+		delete(p.index, h)
+		delete(p.older, h)
+		return
+	}
+	p.index[h] = offset
+}
+
+// catchUp returns once the partition was read to an end that the broker
+// reported after catchUp was called: every reply stored before that is in
+// the index. Look-ups that come together share one read — a round starts
+// only after the one before it ended, so its end is new to each of them —
+// and a burst of keyed calls costs a round trip per round, not per call.
+func (st *replyStore) catchUp(ctx context.Context, topic string, partition int, p *storePart) error {
+	p.mu.Lock()
+	r := p.pending
+	if r == nil {
+		r = &catchUpRound{done: make(chan struct{})}
+		p.pending = r
+	}
+	lead := !p.running
+	if lead {
+		p.running, p.pending = true, nil
+	}
+	p.mu.Unlock()
+	if lead {
+		st.runCatchUp(topic, partition, p, r)
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runCatchUp runs round r, then hands the round that gathered meanwhile,
+// if any, to a goroutine of its own, so that the caller that ran r is not
+// kept serving others.
+func (st *replyStore) runCatchUp(topic string, partition int, p *storePart, r *catchUpRound) {
+	st.catchUps.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), storeReadTimeout)
+	r.err = st.readToEnd(ctx, topic, partition, p)
+	cancel()
+	close(r.done)
+	p.mu.Lock()
+	next := p.pending
+	p.pending = nil
+	p.running = next != nil
+	p.mu.Unlock()
+	if next != nil {
+		go st.runCatchUp(topic, partition, p, next)
+	}
+}
+
+// readToEnd fetches the partition from p.next up to its high watermark
+// and applies what it reads. A fetch that wants no minimum of bytes is
+// answered at once, with the high watermark, so reading nothing new costs
+// one round trip.
+func (st *replyStore) readToEnd(ctx context.Context, topic string, partition int, p *storePart) error {
+	for {
+		p.mu.Lock()
+		from := p.next
+		p.mu.Unlock()
+		resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: from, MinBytes: 0, MaxBytes: 8 << 20, MaxWait: storeReadTimeout})
+		if err == nil {
+			err = resp.Error
+		}
+		if errors.Is(err, kafka.OffsetOutOfRange) {
+			// Deleted by the retention (or the topic made anew): go on
+			// from where the partition starts now.
+			first, end, err := st.offsets(ctx, topic, partition)
+			if err != nil {
+				return err
+			}
+			p.mu.Lock()
+			if p.next < first || p.next > end {
+				p.next = first
+			}
+			p.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s partition %d: %w", topic, partition, err)
+		}
+		p.mu.Lock()
+		read, err := st.apply(topic, partition, p, resp)
+		if err == nil && read == 0 && p.next < resp.HighWatermark {
+			// Nothing readable below the high watermark: compaction
+			// removed it.
+			p.next = resp.HighWatermark
+		}
+		caughtUp := p.next >= resp.HighWatermark
+		p.mu.Unlock()
+		if err != nil || caughtUp {
+			return err
+		}
+	}
 }
 
 func (st *replyStore) offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
@@ -264,54 +434,35 @@ func (st *replyStore) offsets(ctx context.Context, topic string, partition int) 
 	return 0, 0, fmt.Errorf("list offsets of %s partition %d: the broker returned none", topic, partition)
 }
 
-// fetch reads one batch of the partition from p.next and applies it.
-func (st *replyStore) fetch(ctx context.Context, topic string, partition int, p *storePart, end int64) error {
-	resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: p.next, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
-	if err != nil {
-		return fmt.Errorf("read %s partition %d: %w", topic, partition, err)
-	}
-	if resp.Error != nil {
-		return fmt.Errorf("read %s partition %d: %w", topic, partition, resp.Error)
-	}
+// apply indexes the stored replies of a fetch response and
+// returns how many records it read. p.mu is held.
+func (st *replyStore) apply(topic string, partition int, p *storePart, resp *kafka.FetchResponse) (int, error) {
 	read := 0
 	for {
 		r, err := resp.Records.ReadRecord()
 		if errors.Is(err, io.EOF) {
-			break
+			return read, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read %s partition %d: %w", topic, partition, err)
+			return read, fmt.Errorf("read %s partition %d: %w", topic, partition, err)
 		}
 		if r.Offset < p.next {
-			continue // a batch may start before the offset asked for
+			continue // a batch may start before the offset asked for, or was read meanwhile
 		}
 		p.next = r.Offset + 1
 		read++
-		key, kerr := readBytes(r.Key)
-		value, verr := readBytes(r.Value)
-		if kerr != nil || verr != nil || len(key) == 0 {
+		if r.Value != nil {
+			r.Value.Close() // the index needs only the key
+		}
+		key, err := readBytes(r.Key)
+		if err != nil || len(key) == 0 {
 			continue // not a stored reply: nothing to answer with
 		}
-		if _, ok := headerValue(r.Headers, hdrStatus); !ok {
-			delete(p.entries, string(key)) // a tombstone, or a foreign record
-			continue
-		}
-		if time.Since(r.Time) > st.retention {
-			// Expired, and about to be deleted by the broker: keeping it
-			// would only hold memory.
-			delete(p.entries, string(key))
-			continue
-		}
-		p.entries[string(key)] = storedReply{value: value, headers: append([]kafka.Header(nil), r.Headers...), at: r.Time}
+		_, stored := headerValue(r.Headers, hdrStatus) // none: a tombstone, or a foreign record
+		// Expired records are about to be deleted by the broker: indexing
+		// them would only hold memory.
+		st.indexLocked(p, key, r.Offset, stored && time.Since(r.Time) <= st.retention)
 	}
-	if read == 0 {
-		if resp.HighWatermark < end {
-			return fmt.Errorf("read %s partition %d: no records from offset %d, high watermark %d below %d", topic, partition, p.next, resp.HighWatermark, end)
-		}
-		// Compaction removed the records up to end.
-		p.next = end
-	}
-	return nil
 }
 
 func readBytes(b kafka.Bytes) ([]byte, error) {
@@ -323,18 +474,23 @@ func readBytes(b kafka.Bytes) ([]byte, error) {
 }
 
 // save writes the result of a call as the stored reply of its key, and
-// keeps it in the partition's entries so that this instance does not have
-// to read it back.
+// indexes it, so that this instance does not have to read it back.
 func (st *replyStore) save(topic string, partition int, sk, method, key, requestID string, res dispatch.Result) error {
 	value, headers := storedRecord(method, key, requestID, res)
 	ctx, cancel := context.WithTimeout(context.Background(), storeWriteTimeout)
 	defer cancel()
-	if err := st.b.prod.send(ctx, topic, partition, kafka.Message{Key: []byte(sk), Value: value, Headers: headers}); err != nil {
+	offset, err := st.b.prod.sendAt(ctx, topic, partition, kafka.Message{Key: []byte(sk), Value: value, Headers: headers})
+	if err != nil {
 		return err
 	}
 	p := st.part(topic, partition)
 	p.mu.Lock()
-	p.entries[sk] = storedReply{value: value, headers: headers, at: time.Now()}
+	st.indexLocked(p, []byte(sk), offset, true)
+	if p.next == offset {
+		// Everything before the record was read and the record is the
+		// entry just kept: the next look-up need not fetch it back.
+		p.next = offset + 1
+	}
 	p.mu.Unlock()
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/purista-go/purista"
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/internal/kafkatest"
@@ -178,6 +179,47 @@ func TestClientRetriesKeyedCalls(t *testing.T) {
 		}
 		if n := conn.Stats().Retries; n != 2 {
 			t.Errorf("client counted %d retries, want 2", n)
+		}
+	})
+}
+
+// TestContractRetryPolicyWins: a method whose contract sets a retry policy
+// ((purista.v1.method).retry) is retried as the contract says, not as the
+// client's WithRetry says; the client's policy serves the other methods.
+func TestContractRetryPolicyWins(t *testing.T) {
+	kafkatest.Brokers(t, func(t *testing.T, brokers []string) {
+		e := newEnv(t, brokers)
+		_, impl := startEcho(t, e, "A")
+
+		// The Echo contract with a policy of two tries on Fail.
+		echo := *testingv1.EchoService_PuristaService
+		echo.Methods = nil
+		for _, m := range testingv1.EchoService_PuristaService.Methods {
+			m := *m
+			if m.Name == "Fail" {
+				m.Retry = &purista.RetryPolicy{MaxAttempts: 2, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+			}
+			echo.Methods = append(echo.Methods, &m)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := kafka.Dial(ctx, brokers, kafka.WithTopicPrefix(e.prefix), kafka.WithLogger(quiet),
+			kafka.WithContracts(&echo), kafka.WithRetry(4, 5*time.Millisecond, 5*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		c := testingv1.NewEchoServiceClient(conn)
+
+		unavailable := &testingv1.FailRequest{Code: 14, Message: "try later"}
+		if _, err := c.Fail(ctx, unavailable, kafka.IdempotencyKey("contract-policy")); status.Code(err) != codes.Unavailable {
+			t.Fatalf("keyed Fail = %v, want UNAVAILABLE after the retries", err)
+		}
+		if n := impl.Calls(); n != 2 {
+			t.Errorf("keyed Fail ran %d times, want 2 (the contract's max_attempts, not WithRetry's 4)", n)
+		}
+		if n := conn.Stats().Retries; n != 1 {
+			t.Errorf("client counted %d retries, want 1", n)
 		}
 	})
 }

@@ -57,6 +57,10 @@ type Server struct {
 	fetchers       sync.WaitGroup
 	handlers       sync.WaitGroup
 	stopped        chan struct{}
+	// fatal carries the first error that ends Serve on its own: a group
+	// the principal may not join (authz.go).
+	fatal     chan error
+	fatalOnce sync.Once
 
 	stats   serverStats
 	store   *replyStore   // nil when WithReplyStore(0); replystore.go
@@ -142,6 +146,7 @@ func NewServer(brokers []string, opts ...ServerOption) (*Server, error) {
 		work:        make(chan func()),
 		stopWorkers: make(chan struct{}),
 		stopped:     make(chan struct{}),
+		fatal:       make(chan error, 1),
 		seen:        newRecentIDs(maxRecentIDs),
 	}
 	if cfg.replyRetention > 0 {
@@ -277,8 +282,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 		s.GracefulStop()
 	case <-s.stopped:
+	case err := <-s.fatal:
+		s.cfg.logger.Error("kafka: stopping", "error", err)
+		s.GracefulStop()
+		return err
 	}
 	return nil
+}
+
+// fail ends Serve with err (the first one only).
+func (s *Server) fail(err error) {
+	s.fatalOnce.Do(func() { s.fatal <- err })
 }
 
 // groupReader reads topic as a member of group, with the server's group

@@ -64,7 +64,7 @@ func (s *Server) startStreams(ctx context.Context) error {
 		return nil
 	}
 	ss := &s.streams
-	topic := s.cfg.topicPrefix + "purista.stream." + s.cfg.clientID
+	topic := s.cfg.topicPrefix + StreamTopicPrefix + s.cfg.clientID
 	if _, err := ensureTopics(ctx, s.base, []TopicSpec{{
 		Name: topic, Partitions: 1, ReplicationFactor: s.cfg.replication,
 		Config: map[string]string{"retention.ms": strconv.FormatInt(time.Hour.Milliseconds(), 10)},

@@ -34,7 +34,7 @@ const defaultEventConcurrency = 64
 // up to maxBackoff (defaults 100 ms and 5 s).
 func WithEventRetry(maxAttempts int, firstBackoff, maxBackoff time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
-		r := eventing.Retry{MaxAttempts: maxAttempts, FirstBackoff: firstBackoff, MaxBackoff: maxBackoff}
+		r := eventing.Retry{MaxAttempts: maxAttempts, InitialBackoff: firstBackoff, MaxBackoff: maxBackoff}
 		if err := r.Validate(); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("kafka: %w", err))
 			return

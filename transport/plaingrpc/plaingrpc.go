@@ -163,9 +163,8 @@ func (s *server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		return dispatch.Result{Response: resp, Err: dispatch.ToStatusError(err)}
 	}
 	var res dispatch.Result
-	_, m, ok := s.contracts.Method(info.FullMethod)
 	md, _ := metadata.FromIncomingContext(ctx)
-	if key := dispatch.IdempotencyKey(md); s.dedup != nil && ok && m.Idempotent && key != "" {
+	if key := dispatch.IdempotencyKey(md); s.dedup != nil && key != "" {
 		res = s.dedup.Do(info.FullMethod+"\x00"+key, run)
 	} else {
 		res = run()
@@ -218,7 +217,19 @@ func DialOptions(opts ...Option) ([]grpc.DialOption, error) {
 		}
 		ctx, cancel := contracts.WithDefaultTimeout(ctx, method, c.defaultTimeout)
 		defer cancel()
-		return invoker(ctx, method, req, reply, cc, opts...)
+		// Keyed calls are retried after UNAVAILABLE as on the other
+		// transports, with the key in metadata for the server's window.
+		_, m, _ := contracts.Method(method)
+		md, _ := metadata.FromOutgoingContext(ctx)
+		key := dispatch.CallKey(opts, md, m)
+		if key != "" && dispatch.IdempotencyKey(md) != key {
+			md = md.Copy()
+			md.Set(dispatch.IdempotencyMetadataKey, key)
+			ctx = metadata.NewOutgoingContext(ctx, md)
+		}
+		return dispatch.RetryKeyed(ctx, key != "", dispatch.RetryPolicy(m, nil), nil, func() error {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}, nil)
 	}
 	stream := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		if _, err := contracts.Require(method); err != nil {

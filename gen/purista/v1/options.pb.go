@@ -115,7 +115,13 @@ type MethodOptions struct {
 	// Full name of an event message this method subscribes to: the method is
 	// invoked once per event for every subscribing service. Its request type
 	// must be that message.
-	Subscribe     string `protobuf:"bytes,6,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
+	Subscribe string `protobuf:"bytes,6,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
+	// How clients retry a call of this method that carries an idempotency key
+	// (every call of an idempotent method does) after UNAVAILABLE or a write
+	// whose outcome is unknown, within the call's deadline. Unset: the
+	// client's policy (kafka.WithRetry; 5 attempts, 50 ms backoff doubling up
+	// to 1 s). Calls without a key are never retried.
+	Retry         *RetryPolicy `protobuf:"bytes,7,opt,name=retry,proto3" json:"retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -192,6 +198,79 @@ func (x *MethodOptions) GetSubscribe() string {
 	return ""
 }
 
+func (x *MethodOptions) GetRetry() *RetryPolicy {
+	if x != nil {
+		return x.Retry
+	}
+	return nil
+}
+
+// RetryPolicy bounds the retries of a keyed call.
+type RetryPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tries in all, the first included; 1 turns retries off. 0 means 5.
+	MaxAttempts uint32 `protobuf:"varint,1,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// Wait before the second try, doubled for each later one up to
+	// max_backoff. Unset: 50 ms.
+	InitialBackoff *durationpb.Duration `protobuf:"bytes,2,opt,name=initial_backoff,json=initialBackoff,proto3" json:"initial_backoff,omitempty"`
+	// Longest wait between two tries. Unset: 1 s, or initial_backoff when
+	// that is longer.
+	MaxBackoff    *durationpb.Duration `protobuf:"bytes,3,opt,name=max_backoff,json=maxBackoff,proto3" json:"max_backoff,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryPolicy) Reset() {
+	*x = RetryPolicy{}
+	mi := &file_purista_v1_options_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPolicy) ProtoMessage() {}
+
+func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_purista_v1_options_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
+func (*RetryPolicy) Descriptor() ([]byte, []int) {
+	return file_purista_v1_options_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RetryPolicy) GetMaxAttempts() uint32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetInitialBackoff() *durationpb.Duration {
+	if x != nil {
+		return x.InitialBackoff
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetMaxBackoff() *durationpb.Duration {
+	if x != nil {
+		return x.MaxBackoff
+	}
+	return nil
+}
+
 // MessageOptions mark a message as an event.
 type MessageOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -212,7 +291,7 @@ type MessageOptions struct {
 
 func (x *MessageOptions) Reset() {
 	*x = MessageOptions{}
-	mi := &file_purista_v1_options_proto_msgTypes[2]
+	mi := &file_purista_v1_options_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +303,7 @@ func (x *MessageOptions) String() string {
 func (*MessageOptions) ProtoMessage() {}
 
 func (x *MessageOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_purista_v1_options_proto_msgTypes[2]
+	mi := &file_purista_v1_options_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +316,7 @@ func (x *MessageOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageOptions.ProtoReflect.Descriptor instead.
 func (*MessageOptions) Descriptor() ([]byte, []int) {
-	return file_purista_v1_options_proto_rawDescGZIP(), []int{2}
+	return file_purista_v1_options_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *MessageOptions) GetEvent() bool {
@@ -331,7 +410,7 @@ const file_purista_v1_options_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x02 \x01(\x05R\n" +
 	"partitions\x12-\n" +
-	"\x12replication_factor\x18\x03 \x01(\x05R\x11replicationFactor\"\xde\x01\n" +
+	"\x12replication_factor\x18\x03 \x01(\x05R\x11replicationFactor\"\x8d\x02\n" +
 	"\rMethodOptions\x123\n" +
 	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1e\n" +
 	"\n" +
@@ -341,7 +420,13 @@ const file_purista_v1_options_proto_rawDesc = "" +
 	"\n" +
 	"emit_event\x18\x04 \x01(\tR\temitEvent\x12\x16\n" +
 	"\x06public\x18\x05 \x01(\bR\x06public\x12\x1c\n" +
-	"\tsubscribe\x18\x06 \x01(\tR\tsubscribe\"\xb0\x01\n" +
+	"\tsubscribe\x18\x06 \x01(\tR\tsubscribe\x12-\n" +
+	"\x05retry\x18\a \x01(\v2\x17.purista.v1.RetryPolicyR\x05retry\"\xb0\x01\n" +
+	"\vRetryPolicy\x12!\n" +
+	"\fmax_attempts\x18\x01 \x01(\rR\vmaxAttempts\x12B\n" +
+	"\x0finitial_backoff\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0einitialBackoff\x12:\n" +
+	"\vmax_backoff\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"maxBackoff\"\xb0\x01\n" +
 	"\x0eMessageOptions\x12\x14\n" +
 	"\x05event\x18\x01 \x01(\bR\x05event\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1e\n" +
@@ -366,29 +451,33 @@ func file_purista_v1_options_proto_rawDescGZIP() []byte {
 	return file_purista_v1_options_proto_rawDescData
 }
 
-var file_purista_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_purista_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_purista_v1_options_proto_goTypes = []any{
 	(*ServiceOptions)(nil),              // 0: purista.v1.ServiceOptions
 	(*MethodOptions)(nil),               // 1: purista.v1.MethodOptions
-	(*MessageOptions)(nil),              // 2: purista.v1.MessageOptions
-	(*durationpb.Duration)(nil),         // 3: google.protobuf.Duration
-	(*descriptorpb.ServiceOptions)(nil), // 4: google.protobuf.ServiceOptions
-	(*descriptorpb.MethodOptions)(nil),  // 5: google.protobuf.MethodOptions
-	(*descriptorpb.MessageOptions)(nil), // 6: google.protobuf.MessageOptions
+	(*RetryPolicy)(nil),                 // 2: purista.v1.RetryPolicy
+	(*MessageOptions)(nil),              // 3: purista.v1.MessageOptions
+	(*durationpb.Duration)(nil),         // 4: google.protobuf.Duration
+	(*descriptorpb.ServiceOptions)(nil), // 5: google.protobuf.ServiceOptions
+	(*descriptorpb.MethodOptions)(nil),  // 6: google.protobuf.MethodOptions
+	(*descriptorpb.MessageOptions)(nil), // 7: google.protobuf.MessageOptions
 }
 var file_purista_v1_options_proto_depIdxs = []int32{
-	3, // 0: purista.v1.MethodOptions.timeout:type_name -> google.protobuf.Duration
-	4, // 1: purista.v1.service:extendee -> google.protobuf.ServiceOptions
-	5, // 2: purista.v1.method:extendee -> google.protobuf.MethodOptions
-	6, // 3: purista.v1.message:extendee -> google.protobuf.MessageOptions
-	0, // 4: purista.v1.service:type_name -> purista.v1.ServiceOptions
-	1, // 5: purista.v1.method:type_name -> purista.v1.MethodOptions
-	2, // 6: purista.v1.message:type_name -> purista.v1.MessageOptions
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	4, // [4:7] is the sub-list for extension type_name
-	1, // [1:4] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4,  // 0: purista.v1.MethodOptions.timeout:type_name -> google.protobuf.Duration
+	2,  // 1: purista.v1.MethodOptions.retry:type_name -> purista.v1.RetryPolicy
+	4,  // 2: purista.v1.RetryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	4,  // 3: purista.v1.RetryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	5,  // 4: purista.v1.service:extendee -> google.protobuf.ServiceOptions
+	6,  // 5: purista.v1.method:extendee -> google.protobuf.MethodOptions
+	7,  // 6: purista.v1.message:extendee -> google.protobuf.MessageOptions
+	0,  // 7: purista.v1.service:type_name -> purista.v1.ServiceOptions
+	1,  // 8: purista.v1.method:type_name -> purista.v1.MethodOptions
+	3,  // 9: purista.v1.message:type_name -> purista.v1.MessageOptions
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	7,  // [7:10] is the sub-list for extension type_name
+	4,  // [4:7] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_purista_v1_options_proto_init() }
@@ -402,7 +491,7 @@ func file_purista_v1_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_purista_v1_options_proto_rawDesc), len(file_purista_v1_options_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 3,
 			NumServices:   0,
 		},

@@ -81,6 +81,9 @@ type Config struct {
 	Libs string
 	// Logf receives progress lines (default: none).
 	Logf func(format string, args ...any)
+	// Security, when set, secures the cluster (see [Security]); clients
+	// then need [Cluster.TLSConfig] and SASL credentials.
+	Security *Security
 }
 
 // Cluster is a running set of broker processes. Its methods are safe for
@@ -93,6 +96,7 @@ type Cluster struct {
 	version   string // from the pom until a broker logs its own
 	nodes     []*node
 	cds       classSharing
+	pki       *pki // with Config.Security
 
 	mu     sync.Mutex
 	closed bool
@@ -142,6 +146,11 @@ func (c *Config) defaults() error {
 	}
 	if c.Dir == "" {
 		return errors.New("cluster: Config.Dir is empty; give a directory for the nodes' data and logs")
+	}
+	if c.Security != nil {
+		s := *c.Security // the caller's value stays as it was
+		s.defaults()
+		c.Security = &s
 	}
 	return nil
 }
@@ -227,6 +236,14 @@ func (c *Cluster) layout() error {
 	ports, err := freePorts(3 * n)
 	if err != nil {
 		return err
+	}
+	if c.cfg.Security != nil {
+		if err := os.MkdirAll(c.cfg.Dir, 0o755); err != nil {
+			return err
+		}
+		if c.pki, err = newPKI(c.cfg.Dir); err != nil {
+			return fmt.Errorf("cluster: make certificates: %w", err)
+		}
 	}
 	for i := 0; i < n; i++ {
 		nd := &node{
@@ -327,6 +344,7 @@ func (c *Cluster) format(ctx context.Context) error {
 				// runs in 4.x; with controller.quorum.voters set (a
 				// static quorum) it needs no --initial-controllers.
 				"kafka.tools.StorageTool", "format", "--cluster-id", c.clusterID, "--config", nd.propsFile())
+			args = append(args, c.formatArgs()...)
 			cmd := exec.CommandContext(ctx, "java", args...)
 			out, err := cmd.CombinedOutput()
 			if cmd.ProcessState != nil {

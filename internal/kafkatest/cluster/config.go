@@ -112,6 +112,9 @@ func (c *Cluster) props(nd *node) *Props {
 	p.Set("background.threads", "2")
 	p.Set("num.replica.fetchers", "1")
 	p.Set("log.cleaner.threads", "1")
+	if c.cfg.Security != nil {
+		c.secureProps(p)
+	}
 	keys := make([]string, 0, len(c.cfg.BrokerProps))
 	for k := range c.cfg.BrokerProps {
 		keys = append(keys, k)

@@ -105,7 +105,7 @@ func (c *Cluster) ready(ctx context.Context) error {
 // dialNode connects to node i's own CLIENT listener (not its proxy: a
 // paused proxy must not make the harness think the broker is down).
 func (c *Cluster) dialNode(ctx context.Context, i int) (*kafka.Conn, error) {
-	d := &kafka.Dialer{Timeout: 2 * time.Second}
+	d := c.dialer(2 * time.Second)
 	conn, err := d.DialContext(ctx, "tcp", c.DirectAddr(i))
 	if err != nil {
 		return nil, fmt.Errorf("node %d: %w", i, err)
@@ -115,7 +115,7 @@ func (c *Cluster) dialNode(ctx context.Context, i int) (*kafka.Conn, error) {
 }
 
 func (c *Cluster) warmGroups(ctx context.Context) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 5 * time.Second, Transport: &kafka.Transport{}}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 5 * time.Second, Transport: c.transport()}
 	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
 	err := poll(ctx, 200*time.Millisecond, func() error {
 		fc, err := client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "purista-warmup", KeyType: kafka.CoordinatorKeyTypeConsumer})
@@ -167,7 +167,7 @@ func (c *Cluster) WaitLeader(ctx context.Context, topic string, partition, not i
 // group: the leader of its __consumer_offsets partition, the node to take
 // away to make a group move.
 func (c *Cluster) CoordinatorOf(ctx context.Context, group string) (int, error) {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 5 * time.Second, Transport: &kafka.Transport{}}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 5 * time.Second, Transport: c.transport()}
 	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
 	fc, err := client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
 	if err == nil {
@@ -290,7 +290,7 @@ func (c *Cluster) partitionsFrom(ctx context.Context, i int, topic string) ([]ka
 // one-node cluster) and waits until every node knows it with a leader and
 // all replicas in sync ([Cluster.WaitInSync]).
 func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 10 * time.Second, Transport: c.transport()}
 	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
 		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: partitions, ReplicationFactor: len(c.nodes)}},

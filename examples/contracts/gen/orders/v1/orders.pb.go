@@ -645,10 +645,10 @@ const file_orders_v1_orders_proto_rawDesc = "" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ORDER_STATUS_PLACED\x10\x01\x12\x18\n" +
 	"\x14ORDER_STATUS_SHIPPED\x10\x02\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\x032\x8c\x03\n" +
-	"\rOrdersService\x12\x86\x01\n" +
-	"\vCreateOrder\x12\x1d.orders.v1.CreateOrderRequest\x1a\x1e.orders.v1.CreateOrderResponse\"8\xc2\xc8\x18\x0f\n" +
-	"\x02\b\x05\x10\x01\x1a\auser_id\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{user_id}/orders\x12j\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\x032\x97\x03\n" +
+	"\rOrdersService\x12\x91\x01\n" +
+	"\vCreateOrder\x12\x1d.orders.v1.CreateOrderRequest\x1a\x1e.orders.v1.CreateOrderResponse\"C\xc2\xc8\x18\x1a\n" +
+	"\x02\b\x05\x10\x01\x1a\auser_id:\t\b\x04\x12\x05\x10\x80\xc2\xd7/\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{user_id}/orders\x12j\n" +
 	"\bGetOrder\x12\x1a.orders.v1.GetOrderRequest\x1a\x1b.orders.v1.GetOrderResponse\"%\xc2\xc8\x18\x04\n" +
 	"\x02\b\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12~\n" +
 	"\n" +

@@ -41,6 +41,7 @@ var OrdersService_PuristaService = &purista.Service{
 			HTTP: []purista.HTTPRule{
 				{Method: "POST", Pattern: "/v1/users/{user_id}/orders", Body: "*"},
 			},
+			Retry: &purista.RetryPolicy{MaxAttempts: 4, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 1 * time.Second},
 		},
 		{
 			Name:       "GetOrder",

@@ -39,7 +39,8 @@ type OrdersServiceClient interface {
 	// bad line items, NOT_FOUND when the user does not exist. Requests are
 	// keyed by user, so one user's orders are handled in the order they were
 	// sent. Idempotent: a retry with the same Idempotency-Key header does not
-	// place a second order.
+	// place a second order, so clients and the gateway try a call again after
+	// UNAVAILABLE, up to four tries within its deadline.
 	CreateOrder(ctx context.Context, in *CreateOrderRequest, opts ...grpc.CallOption) (*CreateOrderResponse, error)
 	// GetOrder returns one order, or NOT_FOUND.
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error)
@@ -97,7 +98,8 @@ type OrdersServiceServer interface {
 	// bad line items, NOT_FOUND when the user does not exist. Requests are
 	// keyed by user, so one user's orders are handled in the order they were
 	// sent. Idempotent: a retry with the same Idempotency-Key header does not
-	// place a second order.
+	// place a second order, so clients and the gateway try a call again after
+	// UNAVAILABLE, up to four tries within its deadline.
 	CreateOrder(context.Context, *CreateOrderRequest) (*CreateOrderResponse, error)
 	// GetOrder returns one order, or NOT_FOUND.
 	GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error)

@@ -51,6 +51,7 @@ var UsersService_PuristaService = &purista.Service{
 			HTTP: []purista.HTTPRule{
 				{Method: "POST", Pattern: "/v1/users", Body: "user"},
 			},
+			Retry: &purista.RetryPolicy{MaxAttempts: 3, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 1 * time.Second},
 		},
 		{
 			Name:       "Ping",
