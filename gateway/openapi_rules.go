@@ -1,15 +1,18 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"buf.build/go/protovalidate"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // apiOp is what the contract says about one OpenAPI operation: the request
@@ -82,7 +85,7 @@ func addRules(doc map[string]any, ops map[string]apiOp) {
 				}
 				rules := fieldRules(fd)
 				r.apply(param, rules, fd.IsList())
-				if rules.GetRequired() {
+				if rules.GetRequired() || (!strings.Contains(name, ".") && zeroInvalid(info.in)[fd.Name()]) {
 					param["required"] = true
 				}
 			}
@@ -138,6 +141,7 @@ func (r ruleWriter) schema(s map[string]any, md protoreflect.MessageDescriptor) 
 		}
 	}
 	props := asMap(s["properties"])
+	zero := zeroInvalid(md)
 	var required []string
 	for _, v := range asList(s["required"]) {
 		if n, ok := v.(string); ok {
@@ -161,11 +165,12 @@ func (r ruleWriter) schema(s map[string]any, md protoreflect.MessageDescriptor) 
 		} else {
 			r.apply(ps, rules, fd.IsList())
 		}
-		if rules.GetRequired() && !contains(required, name) {
+		if (rules.GetRequired() || zero[fd.Name()]) && !contains(required, name) {
 			required = append(required, name)
 		}
 	}
 	if len(required) > 0 {
+		sort.Strings(required) // the properties' map order is random
 		list := make([]any, len(required))
 		for i, n := range required {
 			list[i] = n
@@ -261,6 +266,26 @@ func (r ruleWriter) apply(s map[string]any, rules *validate.FieldRules, list boo
 			return true
 		})
 	}
+}
+
+// zeroInvalid names the fields of md whose zero value breaks their rules
+// (a string with min_len 1, a number that must be positive, a repeated
+// field with min_items 1, an e-mail address): proto3 JSON reads a missing
+// field as its zero value, so to JSON Schema these fields are required.
+// It asks protovalidate itself, about an empty message.
+func zeroInvalid(md protoreflect.MessageDescriptor) map[protoreflect.Name]bool {
+	out := map[protoreflect.Name]bool{}
+	err := protovalidate.Validate(dynamicpb.NewMessage(md))
+	var verr *protovalidate.ValidationError
+	if !errors.As(err, &verr) {
+		return out
+	}
+	for _, v := range verr.Violations {
+		if els := v.Proto.GetField().GetElements(); len(els) == 1 {
+			out[protoreflect.Name(els[0].GetFieldName())] = true
+		}
+	}
+	return out
 }
 
 func fieldRules(fd protoreflect.FieldDescriptor) *validate.FieldRules {

@@ -93,7 +93,7 @@ func newInitCmd() *cobra.Command {
   api_test.go              the gateway over the in-process transport
   purista.yaml             what "purista dev" (make dev) runs
   Makefile                 generate, test, dev, lint
-  scripts/fetch-protos.sh  google/api and purista's options from pinned Go modules
+  scripts/fetch-protos.sh  google/api, buf/validate and purista's options from pinned Go modules
 
 The name is lower-case letters and digits: it becomes the proto package
 <name>.v1 and the Go package <name>v1.`,
