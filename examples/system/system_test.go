@@ -1,7 +1,6 @@
 package system_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -28,27 +27,10 @@ import (
 	"github.com/purista-go/purista/examples/services/users/usersvc"
 	"github.com/purista-go/purista/examples/system"
 	"github.com/purista-go/purista/gateway"
+	"github.com/purista-go/purista/internal/syncbuf"
 	"github.com/purista-go/purista/transport/inproc"
 	"github.com/purista-go/purista/transport/kafka"
 )
-
-// syncBuffer is a log sink the components write to concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()
@@ -75,7 +57,7 @@ func TestDemoKafka(t *testing.T) {
 	if _, err := kafka.EnsureTopics(ctx, k.Brokers, contracts.Services(), contracts.Events(), k.Options...); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := func(component string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", component)
 	}
@@ -171,7 +153,7 @@ func TestDemoKafka(t *testing.T) {
 func TestDemoMonolith(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := func(component string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(&logs, nil)).With("component", component)
 	}
@@ -210,7 +192,7 @@ func TestDemoMonolith(t *testing.T) {
 func TestDemoGRPC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 
 	lis := listen(t)

@@ -23,6 +23,7 @@ import (
 	"github.com/purista-go/purista/examples/contracts"
 	"github.com/purista-go/purista/examples/system"
 	"github.com/purista-go/purista/gateway"
+	"github.com/purista-go/purista/internal/syncbuf"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -66,7 +67,7 @@ func TestTraceKafka(t *testing.T) {
 	if _, err := kafka.EnsureTopics(ctx, k.Brokers, contracts.Services(), contracts.Events(), k.Options...); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := func(component string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", component)
 	}

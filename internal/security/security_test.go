@@ -36,6 +36,7 @@ import (
 	"github.com/purista-go/purista/examples/services/orders/ordersvc"
 	"github.com/purista-go/purista/examples/system"
 	"github.com/purista-go/purista/internal/kafkatest/cluster"
+	"github.com/purista-go/purista/internal/syncbuf"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -300,7 +301,7 @@ func (e *env) puristaErr(ctx context.Context, user, password string, args ...str
 // runSystem starts the gateway and the three services, each as its own
 // principal, runs the demo through the gateway, and returns its URL.
 func (e *env) runSystem(ctx context.Context, t *testing.T, gatewayID string) *system.Demo {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := func(component string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", component)
 	}
@@ -603,23 +604,6 @@ func (e *env) untrustedCA(ctx context.Context, t *testing.T) {
 	} else {
 		t.Logf("kafka.Dial: %v", err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func randomID() string {
