@@ -266,7 +266,9 @@ func partitionRecords(t *testing.T, brokers []string, topic string) int64 {
 // writer goroutine and a connection for each reply topic: they end once
 // idle.
 func TestIdleWritersEnd(t *testing.T) {
-	defer kafka.SetWriterIdle(200 * time.Millisecond)()
+	// Long enough that the writers are still there when the test counts
+	// them on a loaded machine (200 ms was not), short enough to wait for.
+	defer kafka.SetWriterIdle(2 * time.Second)()
 	brokers := kafkatest.Embedded(t)
 	e, srv, _, _, _ := echoPair(t, brokers)
 	reqTopic := e.prefix + "purista.rpc.purista.testing.v1.EchoService"
