@@ -12,3 +12,10 @@ func SetWriterIdle(d time.Duration) (restore func()) {
 
 // ProducerWriters returns how many partition writers the server runs.
 func (s *Server) ProducerWriters() int { return s.prod.writers() }
+
+// SetBeforeReaders makes f run in Serve just before the group readers
+// start; the function it returns undoes it.
+func SetBeforeReaders(f func(*Server)) (restore func()) {
+	testHookBeforeReaders = f
+	return func() { testHookBeforeReaders = nil }
+}

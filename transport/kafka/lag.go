@@ -121,7 +121,10 @@ func consumerLag(ctx context.Context, b *base, group, topic string) (map[int]int
 	if err != nil {
 		return nil, err
 	}
-	if committed.Error != nil {
+	if committed.Error != nil && !errors.Is(committed.Error, kafka.GroupIdNotFound) {
+		// A group no instance joined yet has committed nothing (Apache
+		// Kafka answers so; the embedded broker says GROUP_ID_NOT_FOUND):
+		// everything in the topic waits for it.
 		return nil, committed.Error
 	}
 	done := map[int]int64{}

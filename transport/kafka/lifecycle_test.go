@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/purista-go/purista"
 	testingv1 "github.com/purista-go/purista/gen/purista/testing/v1"
 	"github.com/purista-go/purista/internal/conformance"
 	"github.com/purista-go/purista/internal/kafkatest"
@@ -79,5 +80,48 @@ func TestGracefulStopFinishesInFlight(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("call in flight not answered within 5s of a graceful stop")
+	}
+}
+
+// TestStopWhileServePrepares: a Stop that comes while Serve is still
+// preparing (ping, topics, subscriptions) leaves nothing behind: Serve
+// returns and no consumer group keeps a member of the stopped server.
+func TestStopWhileServePrepares(t *testing.T) {
+	brokers := kafkatest.Embedded(t)
+	e := newEnv(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := []kafka.ServerOption{kafka.WithGroupTimings(250*time.Millisecond, 6*time.Second)}
+	for _, o := range e.common() {
+		opts = append(opts, o)
+	}
+	ks, err := kafka.NewServer(brokers, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testingv1.RegisterEchoServiceServer(ks, &conformance.EchoServer{Name: "early"})
+	// Stop lands after the topics are checked, before the readers start.
+	defer kafka.SetBeforeReaders(func(s *kafka.Server) { s.Stop() })()
+	served := make(chan error, 1)
+	go func() { served <- ks.Serve(ctx) }()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve stopped while preparing = %v, want nil", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve did not return after Stop")
+	}
+	// A reader started after the Stop would join the group a moment
+	// later and stay a member.
+	time.Sleep(2 * time.Second)
+	groups, err := kafka.DescribeGroups(ctx, brokers, []*purista.Service{testingv1.EchoService_PuristaService}, kafka.WithTopicPrefix(e.prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if len(g.Members) > 0 {
+			t.Errorf("group %s has %d members after its only server stopped: %+v", g.Group, len(g.Members), g.Members)
+		}
 	}
 }

@@ -226,6 +226,18 @@ func (s *Server) Stats() ServerStats {
 	}
 }
 
+// testHookBeforeReaders, set by tests only, runs in Serve just before the
+// group readers start.
+var testHookBeforeReaders func(*Server)
+
+// stoppedEarly reports whether Stop or GracefulStop came while Serve was
+// still preparing: Serve then starts nothing more and returns.
+func (s *Server) stoppedEarly() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == 2
+}
+
 // Serve joins the consumer groups of the registered services and handles
 // requests until ctx ends or Stop or GracefulStop is called. It returns nil
 // after a stop, and an error when it cannot start.
@@ -235,9 +247,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.mu.Unlock()
 		return s.regErr
 	}
-	if s.state != 0 {
+	switch s.state {
+	case 1:
 		s.mu.Unlock()
 		return errors.New("kafka: Serve called twice: a Server serves once")
+	case 2:
+		s.mu.Unlock()
+		return errors.New("kafka: Serve called after Stop: a stopped Server does not serve again; make a new one with NewServer")
 	}
 	s.state = 1
 	s.mu.Unlock()
@@ -262,6 +278,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	} else if err := checkTopics(ctx, s.base, specs); err != nil {
 		return err
 	}
+	if s.stoppedEarly() {
+		return nil
+	}
 	if err := s.startSubscriptions(ctx); err != nil {
 		return err
 	}
@@ -269,7 +288,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 
+	if testHookBeforeReaders != nil {
+		testHookBeforeReaders(s)
+	}
 	s.mu.Lock()
+	if s.state == 2 {
+		// Stopped while Serve prepared: it found no group reader to
+		// close, so none may be started now.
+		s.mu.Unlock()
+		return nil
+	}
 	for _, n := range names {
 		r := s.groupReader(s.groupID(n), s.requestTopic(n), s.cfg.maxConcurrency)
 		c := newCommitter(r, func(partition int, offset int64, err error) {
