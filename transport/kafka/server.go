@@ -230,14 +230,6 @@ func (s *Server) Stats() ServerStats {
 // group readers start.
 var testHookBeforeReaders func(*Server)
 
-// stoppedEarly reports whether Stop or GracefulStop came while Serve was
-// still preparing: Serve then starts nothing more and returns.
-func (s *Server) stoppedEarly() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state == 2
-}
-
 // Serve joins the consumer groups of the registered services and handles
 // requests until ctx ends or Stop or GracefulStop is called. It returns nil
 // after a stop, and an error when it cannot start.
@@ -278,9 +270,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	} else if err := checkTopics(ctx, s.base, specs); err != nil {
 		return err
 	}
-	if s.stoppedEarly() {
-		return nil
-	}
+	// Subscriptions and streams check for a stop themselves.
 	if err := s.startSubscriptions(ctx); err != nil {
 		return err
 	}
