@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
@@ -40,6 +41,17 @@ func CallKey(opts []grpc.CallOption, md metadata.MD, m *purista.Method) string {
 		return hex.EncodeToString(b)
 	}
 	return ""
+}
+
+// ClientRetryPolicy checks a client's retry option (kafka.WithRetry,
+// inproc.WithRetry): at least one try and a first wait above zero, as a
+// retry at once would only meet the same failure.
+func ClientRetryPolicy(option string, attempts int, first, max time.Duration) (*purista.RetryPolicy, error) {
+	p := purista.RetryPolicy{MaxAttempts: attempts, InitialBackoff: first, MaxBackoff: max}
+	if err := p.Validate(); err != nil || first <= 0 {
+		return nil, fmt.Errorf("%s(%d, %v, %v): a retry policy wants at least 1 attempt and 0 < first backoff <= max backoff", option, attempts, first, max)
+	}
+	return &p, nil
 }
 
 // RetryPolicy is how a keyed call of m is retried: as its contract says,

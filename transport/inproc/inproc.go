@@ -21,7 +21,6 @@ package inproc
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -49,6 +48,7 @@ type options struct {
 	dedupSize          int
 	dedupTTL           time.Duration
 	retry              *purista.RetryPolicy // WithRetry; nil: the default
+	retryErr           error                // WithRetry's refusal
 	events             eventOptions         // events.go
 }
 
@@ -94,7 +94,7 @@ func WithDedupWindow(size int, ttl time.Duration) Option {
 // FAILED_PRECONDITION.
 func WithRetry(attempts int, first, max time.Duration) Option {
 	return func(o *options) {
-		o.retry = &purista.RetryPolicy{MaxAttempts: attempts, InitialBackoff: first, MaxBackoff: max}
+		o.retry, o.retryErr = dispatch.ClientRetryPolicy("inproc.WithRetry", attempts, first, max)
 	}
 }
 
@@ -161,10 +161,8 @@ func New(opts ...Option) *Channel {
 func (c *Channel) NewClient(opts ...Option) *Client {
 	cl := &Client{ch: c, opts: newOptions(opts)}
 	cl.contracts, cl.err = dispatch.NewContracts("inproc.WithContracts", cl.opts.contracts)
-	if p := cl.opts.retry; p != nil && cl.err == nil {
-		if err := p.Validate(); err != nil || p.InitialBackoff <= 0 {
-			cl.err = fmt.Errorf("inproc.WithRetry(%d, %v, %v): want at least 1 attempt and 0 < first backoff <= max backoff", p.MaxAttempts, p.InitialBackoff, p.MaxBackoff)
-		}
+	if cl.err == nil {
+		cl.err = cl.opts.retryErr
 	}
 	cl.invoke = dispatch.ChainUnaryClient(cl.roundTrip, cl.opts.clientInterceptors...)
 	return cl

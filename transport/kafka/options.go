@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/purista-go/purista"
+	"github.com/purista-go/purista/internal/dispatch"
 )
 
 // ClientOption configures a ClientConn.
@@ -276,11 +277,11 @@ func WithReplyStore(retention time.Duration) Option {
 // the policy of the other methods.
 func WithRetry(attempts int, first, max time.Duration) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) {
-		p := purista.RetryPolicy{MaxAttempts: attempts, InitialBackoff: first, MaxBackoff: max}
-		if err := p.Validate(); err != nil || first <= 0 {
-			c.errs = append(c.errs, fmt.Errorf("kafka: retry policy attempts %d, backoff %v up to %v: want at least 1 attempt and 0 < first backoff <= max backoff", attempts, first, max))
+		p, err := dispatch.ClientRetryPolicy("kafka.WithRetry", attempts, first, max)
+		if err != nil {
+			c.errs = append(c.errs, err)
 			return
 		}
-		c.retry = &p
+		c.retry = p
 	})
 }
