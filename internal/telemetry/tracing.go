@@ -12,6 +12,7 @@ package telemetry
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -42,6 +44,11 @@ var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 // Tracer makes purista's spans.
 type Tracer struct {
 	t trace.Tracer
+	// unset is the OpenTelemetry global TracerProvider as it is before the
+	// program sets one, when the Tracer follows the global one: while it
+	// is still the global one, no span would record or carry anything the
+	// context does not already hold, and Start makes none.
+	unset trace.TracerProvider
 }
 
 // NewTracer returns a Tracer on tp, or on the OpenTelemetry global
@@ -49,13 +56,62 @@ type Tracer struct {
 func NewTracer(tp trace.TracerProvider) Tracer {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
+		if isUnsetGlobal(tp) {
+			return Tracer{t: tp.Tracer(ScopeName), unset: tp}
+		}
 	}
 	return Tracer{t: tp.Tracer(ScopeName)}
 }
 
+// globalPkg is the package of the TracerProvider otel.GetTracerProvider
+// returns until the program sets one: it hands out tracers that delegate
+// to the provider set later, and until then spans that record nothing.
+const globalPkg = "go.opentelemetry.io/otel/internal/global"
+
+// isUnsetGlobal reports whether tp is the global TracerProvider before the
+// program set one. Should OpenTelemetry move that type, the answer is
+// false and spans are started as before, only slower.
+func isUnsetGlobal(tp trace.TracerProvider) bool {
+	t := reflect.TypeOf(tp)
+	return t != nil && t.Kind() == reflect.Pointer && t.Elem().PkgPath() == globalPkg
+}
+
+// off reports whether a span started now would be one of the global
+// TracerProvider before the program set one: one that records nothing and
+// carries the context's trace context on unchanged.
+func (t Tracer) off() bool {
+	return t.unset != nil && otel.GetTracerProvider() == t.unset
+}
+
 // Start starts a span of kind on ctx. attrs is called only when the span
 // records, so that an unsampled or untraced call builds no attributes.
+// Before the program sets a TracerProvider (and without one of its own) it
+// returns ctx as it is, whose trace context goes on as a non-recording
+// span's would, and a span that does nothing.
 func (t Tracer) Start(ctx context.Context, name string, kind trace.SpanKind, attrs func() []attribute.KeyValue, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if t.off() {
+		return ctx, noSpan
+	}
+	return t.start(ctx, name, kind, attrs, opts...)
+}
+
+// StartMessaging starts the span of a record sent to (op Send, a producer
+// span) or processed from (op Process, a consumer span) topic; its name is
+// built only when a span is made.
+func (t Tracer) StartMessaging(ctx context.Context, op attribute.KeyValue, topic string, attrs func() []attribute.KeyValue, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if t.off() {
+		return ctx, noSpan
+	}
+	if op == Process {
+		return t.start(ctx, ProcessName(topic), trace.SpanKindConsumer, attrs, opts...)
+	}
+	return t.start(ctx, SendName(topic), trace.SpanKindProducer, attrs, opts...)
+}
+
+// noSpan is the span of a Tracer that makes none.
+var noSpan trace.Span = noop.Span{}
+
+func (t Tracer) start(ctx context.Context, name string, kind trace.SpanKind, attrs func() []attribute.KeyValue, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	if len(opts) == 0 && int(kind) < len(kindOptions) {
 		opts = kindOptions[kind] // no allocation per span
 	} else {

@@ -116,7 +116,7 @@ func (c *ClientConn) observeCall(next grpc.UnaryInvoker) grpc.UnaryInvoker {
 // when the broker acknowledged the record or the write was given up, and
 // with the span's trace context in the record's headers.
 func (b *base) sendTraced(ctx context.Context, topic string, partition int, msg kafka.Message, id string) (<-chan error, error) {
-	ctx, span := b.tracer.Start(ctx, telemetry.SendName(topic), trace.SpanKindProducer, func() []attribute.KeyValue {
+	ctx, span := b.tracer.StartMessaging(ctx, telemetry.Send, topic, func() []attribute.KeyValue {
 		return telemetry.MessagingAttrs(telemetry.Send, topic, partition, msg.Key, "", id, -1)
 	})
 	msg.Headers = injectTrace(ctx, msg.Headers)
@@ -141,7 +141,7 @@ func (b *base) sendTraced(ctx context.Context, topic string, partition int, msg 
 // sendKeyedTraced is sendKeyed under a producer span, with its trace
 // context in the record's headers: the span of an event's publication.
 func (b *base) sendKeyedTraced(ctx context.Context, topic string, m kafka.Message, id string) error {
-	ctx, span := b.tracer.Start(ctx, telemetry.SendName(topic), trace.SpanKindProducer, func() []attribute.KeyValue {
+	ctx, span := b.tracer.StartMessaging(ctx, telemetry.Send, topic, func() []attribute.KeyValue {
 		return telemetry.MessagingAttrs(telemetry.Send, topic, -1, m.Key, "", id, -1)
 	})
 	m.Headers = injectTrace(ctx, m.Headers)
@@ -163,11 +163,10 @@ type requestObs struct {
 
 // observeRequest starts the spans and metrics of a request record about to
 // be handled by method; ctx becomes the handler's.
-func (s *Server) observeRequest(ctx context.Context, m kafka.Message, method dispatch.Method, h requestHeaders) (context.Context, *requestObs) {
-	o := &requestObs{b: s.base, series: s.metrics.Server(method.FullMethod), start: time.Now(), replyTo: h.replyTo}
-	group := s.groupID(method.Service)
-	ctx, o.process = s.tracer.Start(extractTrace(ctx, m.Headers), telemetry.ProcessName(m.Topic), trace.SpanKindConsumer, func() []attribute.KeyValue {
-		return telemetry.MessagingAttrs(telemetry.Process, m.Topic, m.Partition, m.Key, group, h.id, m.Offset)
+func (s *Server) observeRequest(ctx context.Context, m kafka.Message, method dispatch.Method, h requestHeaders) (context.Context, requestObs) {
+	o := requestObs{b: s.base, series: s.metrics.Server(method.FullMethod), start: time.Now(), replyTo: h.replyTo}
+	ctx, o.process = s.tracer.StartMessaging(extractTrace(ctx, m.Headers), telemetry.Process, m.Topic, func() []attribute.KeyValue {
+		return telemetry.MessagingAttrs(telemetry.Process, m.Topic, m.Partition, m.Key, s.groupID(method.Service), h.id, m.Offset)
 	})
 	o.processCtx = ctx
 	ctx, o.server = s.tracer.Start(ctx, telemetry.RPCName(method.FullMethod), trace.SpanKindServer, func() []attribute.KeyValue {
@@ -181,14 +180,14 @@ func (s *Server) observeRequest(ctx context.Context, m kafka.Message, method dis
 // replied ends the handler's span and records its outcome; the function
 // it returns is the reply's then: it ends the reply's span and the record's
 // once the reply is written, and calls done.
-func (o *requestObs) replied(err error, done func()) func() {
+func (o requestObs) replied(err error, done func()) func() {
 	o.series.Done(o.start, err)
 	telemetry.End(o.server, err, true)
 	if !o.process.IsRecording() {
 		o.process.End()
 		return done
 	}
-	_, reply := o.b.tracer.Start(o.processCtx, telemetry.SendName(o.replyTo), trace.SpanKindProducer, func() []attribute.KeyValue {
+	_, reply := o.b.tracer.StartMessaging(o.processCtx, telemetry.Send, o.replyTo, func() []attribute.KeyValue {
 		return telemetry.MessagingAttrs(telemetry.Send, o.replyTo, 0, nil, "", "", -1)
 	})
 	return func() {
@@ -231,7 +230,7 @@ func (sub *subscription) observeEvent(ctx context.Context, m kafka.Message, h ev
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
 	}
 	opts = append(opts, trace.WithNewRoot())
-	ctx, o.span = s.tracer.Start(ctx, telemetry.ProcessName(m.Topic), trace.SpanKindConsumer, func() []attribute.KeyValue {
+	ctx, o.span = s.tracer.StartMessaging(ctx, telemetry.Process, m.Topic, func() []attribute.KeyValue {
 		return append(telemetry.MessagingAttrs(telemetry.Process, m.Topic, m.Partition, m.Key, sub.group, h.id, m.Offset),
 			attribute.String("purista.event", sub.event.Name), attribute.String("purista.subscriber", telemetry.RPCName(sb.Method.FullMethod)))
 	}, opts...)
