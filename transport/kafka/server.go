@@ -500,9 +500,9 @@ func (s *Server) handle(m kafka.Message, done func()) {
 		done()
 		return
 	}
-	ctx, cancel := context.WithDeadline(s.handlerCtx, deadline)
+	hctx, cancel := withCallDeadline(s.handlerCtx, deadline)
 	defer cancel()
-	ctx = metadata.NewIncomingContext(ctx, h.md)
+	ctx := metadata.NewIncomingContext(hctx, h.md)
 	ctx, obs := s.observeRequest(ctx, m, method, h)
 	var res dispatch.Result
 	if s.store != nil && h.idempotencyKey != "" {
