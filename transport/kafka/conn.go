@@ -58,6 +58,9 @@ type base struct {
 	prod      *producer
 	tracer    telemetry.Tracer
 	metrics   *telemetry.Metrics // nil without WithMetrics
+	// reqTopics and groups are the request topic and consumer group of
+	// every service of the contracts, named once rather than per record.
+	reqTopics, groups map[string]string
 }
 
 func newBase(brokers []string, cfg commonConfig) (*base, error) {
@@ -85,7 +88,12 @@ func newBase(brokers []string, cfg commonConfig) (*base, error) {
 	if err := b.initTelemetry(); err != nil {
 		return nil, fmt.Errorf("kafka: metrics: %w", err)
 	}
-	b.prod = newProducer(b.dialer, b.brokers, cfg.requiredAcks, cfg.maxBatch, cfg.logger)
+	b.prod = newProducer(b.dialer, b.brokers, cfg.requiredAcks, cfg.maxBatch, cfg.compression.codec(), cfg.logger)
+	b.reqTopics, b.groups = map[string]string{}, map[string]string{}
+	for _, s := range contracts.Services() {
+		b.reqTopics[s.Name] = b.nameRequestTopic(s.Name)
+		b.groups[s.Name] = b.cfg.topicPrefix + RequestGroup(s.Name)
+	}
 	return b, nil
 }
 
@@ -111,6 +119,13 @@ func (b *base) ping(ctx context.Context) error { return b.pingWithin(ctx, b.cfg.
 // the default name (a client refuses calls without a contract before it
 // gets here, a server services without one).
 func (b *base) requestTopic(service string) string {
+	if t, ok := b.reqTopics[service]; ok {
+		return t
+	}
+	return b.nameRequestTopic(service)
+}
+
+func (b *base) nameRequestTopic(service string) string {
 	if s, ok := b.contracts.Service(service); ok && s.RequestTopic != "" {
 		return b.cfg.topicPrefix + s.RequestTopic
 	}
@@ -118,6 +133,9 @@ func (b *base) requestTopic(service string) string {
 }
 
 func (b *base) groupID(service string) string {
+	if g, ok := b.groups[service]; ok {
+		return g
+	}
 	return b.cfg.topicPrefix + RequestGroup(service)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -56,6 +57,7 @@ type commonConfig struct {
 	replication    int
 	defaultTimeout time.Duration
 	requiredAcks   int
+	compression    Compression
 	dialTimeout    time.Duration
 	maxBatch       int
 	// replyRetention is how long the reply store keeps the reply of an
@@ -73,6 +75,7 @@ func defaultCommon() commonConfig {
 		replication:    -1,
 		defaultTimeout: 30 * time.Second,
 		requiredAcks:   -1,
+		compression:    CompressionSnappy,
 		dialTimeout:    10 * time.Second,
 		maxBatch:       512,
 		replyRetention: defaultReplyRetention,
@@ -206,6 +209,51 @@ func WithRequiredAcks(acks int) Option {
 			return
 		}
 		c.requiredAcks = acks
+	})
+}
+
+// Compression is how the record batches a client or server writes are
+// compressed. Every Kafka client reads all of them.
+type Compression string
+
+// The compressions WithCompression takes.
+const (
+	// CompressionSnappy is the default: at 64 calls in flight it took 10–13%
+	// less CPU per call than no compression, on the embedded broker and on
+	// Apache Kafka, for as fast or faster calls (docs/transport.md).
+	CompressionSnappy Compression = "snappy"
+	CompressionNone   Compression = "none"
+	CompressionLZ4    Compression = "lz4"
+	CompressionZstd   Compression = "zstd"
+	CompressionGzip   Compression = "gzip"
+)
+
+// codec is c as kafka-go's codec; nil writes batches uncompressed.
+func (c Compression) codec() kafka.CompressionCodec {
+	switch c {
+	case CompressionSnappy:
+		return kafka.Snappy.Codec()
+	case CompressionLZ4:
+		return kafka.Lz4.Codec()
+	case CompressionZstd:
+		return kafka.Zstd.Codec()
+	case CompressionGzip:
+		return kafka.Gzip.Codec()
+	}
+	return nil
+}
+
+// WithCompression sets how written record batches are compressed:
+// CompressionSnappy (the default), CompressionLZ4, CompressionZstd,
+// CompressionGzip or CompressionNone.
+func WithCompression(c Compression) Option {
+	return commonOption(func(cfg *commonConfig) {
+		switch c {
+		case CompressionSnappy, CompressionNone, CompressionLZ4, CompressionZstd, CompressionGzip:
+			cfg.compression = c
+		default:
+			cfg.errs = append(cfg.errs, fmt.Errorf("kafka: compression %q is not supported: use snappy, lz4, zstd, gzip or none", c))
+		}
 	})
 }
 

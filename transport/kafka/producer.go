@@ -31,6 +31,7 @@ type producer struct {
 	brokers  []string
 	acks     int
 	maxBatch int
+	codec    kafka.CompressionCodec // nil: uncompressed
 	logger   *slog.Logger
 
 	mu     sync.Mutex
@@ -93,8 +94,8 @@ type errTopicMissing struct{ topic string }
 
 func (e errTopicMissing) Error() string { return fmt.Sprintf("topic %s does not exist", e.topic) }
 
-func newProducer(dialer *kafka.Dialer, brokers []string, acks int, maxBatch int, logger *slog.Logger) *producer {
-	return &producer{dialer: dialer, brokers: brokers, acks: acks, maxBatch: maxBatch, logger: logger,
+func newProducer(dialer *kafka.Dialer, brokers []string, acks int, maxBatch int, codec kafka.CompressionCodec, logger *slog.Logger) *producer {
+	return &producer{dialer: dialer, brokers: brokers, acks: acks, maxBatch: maxBatch, codec: codec, logger: logger,
 		queues: map[topicPartition]*partitionWriter{}, meta: map[string]*topicMeta{}, stick: map[string]*stickyState{}, done: make(chan struct{})}
 }
 
@@ -515,7 +516,7 @@ func (cw *connWriter) write(batch []*pendingRecord, until time.Time) error {
 		cw.conn = conn
 	}
 	_ = cw.conn.SetDeadline(limit)
-	_, _, base, _, err := cw.conn.WriteCompressedMessagesAt(nil, cw.msgs...)
+	_, _, base, _, err := cw.conn.WriteCompressedMessagesAt(cw.p.codec, cw.msgs...)
 	cw.p.requests.Add(1)
 	cw.p.records.Add(int64(len(cw.msgs)))
 	if err != nil {

@@ -48,7 +48,7 @@ func TestOffsetTrackerRestartsAfterRefetch(t *testing.T) {
 }
 
 func TestStickyPartitionSpreadsOverWindows(t *testing.T) {
-	p := newProducer(nil, []string{"127.0.0.1:1"}, -1, 16, nil)
+	p := newProducer(nil, []string{"127.0.0.1:1"}, -1, 16, nil, nil)
 	ids := []int{0, 1, 2}
 	first := p.sticky("t", ids)
 	for range 100 {
