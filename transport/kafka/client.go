@@ -42,7 +42,12 @@ type ClientConn struct {
 	cfg        clientConfig
 	replyTopic string
 	reader     *kafka.Reader
-	invoke     grpc.UnaryInvoker
+	// replyToValue and methodValues are the purista-reply-to header value
+	// and the purista-method values of the contracts' methods, encoded once
+	// for every request record.
+	replyToValue []byte
+	methodValues map[string][]byte
+	invoke       grpc.UnaryInvoker
 
 	mu      sync.Mutex
 	pending map[string]chan kafka.Message
@@ -97,6 +102,13 @@ func Dial(ctx context.Context, brokers []string, opts ...ClientOption) (*ClientC
 		replyTopic: cfg.topicPrefix + replyTopicPrefix + cfg.clientID,
 		pending:    map[string]chan kafka.Message{},
 		done:       make(chan struct{}),
+	}
+	c.replyToValue = []byte(c.replyTopic)
+	c.methodValues = map[string][]byte{}
+	for _, svc := range c.contracts.Services() {
+		for _, m := range svc.Methods {
+			c.methodValues[m.FullMethod] = []byte(m.FullMethod)
+		}
 	}
 	c.loopCtx, c.endLoops = context.WithCancel(context.Background())
 	c.invoke = dispatch.ChainUnaryClient(c.observeCall(c.roundTrip), cfg.interceptors...)
@@ -296,7 +308,7 @@ func (c *ClientConn) roundTrip(ctx context.Context, method string, args, reply a
 // send makes one try of a unary call: it writes the request record and
 // waits for its reply.
 func (c *ClientConn) send(ctx context.Context, method, svc string, body, key []byte, idemKey string, md metadata.MD, out proto.Message, opts []grpc.CallOption) error {
-	id := randomHex(16)
+	id, idValue := newCallID()
 	start := time.Now()
 	deadline, _ := ctx.Deadline()
 	topic := c.requestTopic(svc)
@@ -328,7 +340,7 @@ func (c *ClientConn) send(ctx context.Context, method, svc string, body, key []b
 			// the write is retried: the server sizes the time a reply
 			// needs from it (replyMargin).
 			Time:    start,
-			Headers: encodeRequestHeaders(id, method, c.replyTopic, deadline, idemKey, md),
+			Headers: encodeRequestHeaders(idValue, c.methodValue(method), c.replyToValue, deadline, idemKey, md),
 		}, id)
 	}
 	if err != nil {
@@ -349,6 +361,14 @@ func (c *ClientConn) send(ctx context.Context, method, svc string, body, key []b
 	case <-c.done:
 		return status.Errorf(codes.Unavailable, "kafka: client connection closed while %s was waiting for its reply", method)
 	}
+}
+
+// methodValue is the purista-method header value of a full method name.
+func (c *ClientConn) methodValue(method string) []byte {
+	if v, ok := c.methodValues[method]; ok {
+		return v
+	}
+	return []byte(method)
 }
 
 // requestIDNote names the caller's X-Request-Id, when the call has one, in

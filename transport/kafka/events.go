@@ -177,7 +177,7 @@ func decodeEventHeaders(hs []kafka.Header) eventHeaders {
 		case h.Key == hdrRedriveFor:
 			e.redriveFor = string(h.Value)
 		default:
-			readCallMD(e.md, h)
+			e.md = readCallMD(e.md, h)
 		}
 	}
 	return e

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"time"
@@ -66,17 +68,21 @@ func (h *requestHeaders) requestID() string {
 	return ""
 }
 
-func encodeRequestHeaders(id, method, replyTo string, deadline time.Time, idemKey string, md metadata.MD) []kafka.Header {
+// encodeRequestHeaders returns a request record's headers. The byte values
+// are the record's from here on: kafka-go only reads them.
+func encodeRequestHeaders(id, method, replyTo []byte, deadline time.Time, idemKey string, md metadata.MD) []kafka.Header {
 	h := make([]kafka.Header, 0, 6+len(md))
 	h = append(h,
 		kafka.Header{Key: hdrVersion, Value: versionValue},
-		kafka.Header{Key: hdrID, Value: []byte(id)},
-		kafka.Header{Key: hdrMethod, Value: []byte(method)},
-		kafka.Header{Key: hdrReplyTo, Value: []byte(replyTo)},
+		kafka.Header{Key: hdrID, Value: id},
+		kafka.Header{Key: hdrMethod, Value: method},
+		kafka.Header{Key: hdrReplyTo, Value: replyTo},
 		kafka.Header{Key: hdrContentType, Value: contentTypeValue},
 	)
 	if !deadline.IsZero() {
-		h = append(h, kafka.Header{Key: hdrDeadline, Value: strconv.AppendInt(nil, deadline.UnixMilli(), 10)})
+		// In the spare capacity of id when there is some (newCallID).
+		v := strconv.AppendInt(id[len(id):], deadline.UnixMilli(), 10)
+		h = append(h, kafka.Header{Key: hdrDeadline, Value: v[:len(v):len(v)]})
 	}
 	if idemKey != "" {
 		h = append(h, kafka.Header{Key: hdrIdempotencyKey, Value: []byte(idemKey)})
@@ -84,8 +90,19 @@ func encodeRequestHeaders(id, method, replyTo string, deadline time.Time, idemKe
 	return appendCallMD(h, md)
 }
 
+// newCallID returns a new request id, as a string and as a header value
+// with room after it for the deadline's digits: one allocation for both
+// header values.
+func newCallID() (string, []byte) {
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	b := make([]byte, 32, 32+20)
+	hex.Encode(b, raw[:])
+	return string(b), b[:32:cap(b)]
+}
+
 func decodeRequestHeaders(hs []kafka.Header) requestHeaders {
-	r := requestHeaders{md: metadata.MD{}}
+	var r requestHeaders
 	for _, h := range hs {
 		switch {
 		case h.Key == hdrVersion:
@@ -103,7 +120,7 @@ func decodeRequestHeaders(hs []kafka.Header) requestHeaders {
 		case h.Key == hdrIdempotencyKey:
 			r.idempotencyKey = string(h.Value)
 		default:
-			readCallMD(r.md, h)
+			r.md = readCallMD(r.md, h)
 		}
 	}
 	return r
@@ -126,14 +143,23 @@ func appendCallMD(h []kafka.Header, md metadata.MD) []kafka.Header {
 	return h
 }
 
-// readCallMD adds h to md when it carries caller metadata.
-func readCallMD(md metadata.MD, h kafka.Header) {
+// readCallMD adds h to md when it carries caller metadata, making md when
+// it is nil, and returns md.
+func readCallMD(md metadata.MD, h kafka.Header) metadata.MD {
+	var k string
 	switch {
 	case h.Key == hdrTraceparent || h.Key == hdrTracestate:
-		md.Append(h.Key, string(h.Value))
+		k = h.Key
 	case strings.HasPrefix(h.Key, hdrMDPrefix):
-		md.Append(h.Key[len(hdrMDPrefix):], string(h.Value))
+		k = h.Key[len(hdrMDPrefix):]
+	default:
+		return md
 	}
+	if md == nil {
+		md = metadata.MD{}
+	}
+	md.Append(k, string(h.Value))
+	return md
 }
 
 func appendMD(h []kafka.Header, prefix string, md metadata.MD) []kafka.Header {

@@ -452,7 +452,7 @@ func (cs *clientStream) SendMsg(m any) error {
 	}
 	md, _ := metadata.FromOutgoingContext(cs.ctx)
 	deadline, _ := cs.ctx.Deadline()
-	headers := append(encodeRequestHeaders(cs.id, cs.method, cs.c.replyTopic, deadline, "", md),
+	headers := append(encodeRequestHeaders([]byte(cs.id), cs.c.methodValue(cs.method), cs.c.replyToValue, deadline, "", md),
 		kafka.Header{Key: hdrStreamWindow, Value: strconv.AppendInt(nil, cs.window, 10)})
 	topic := cs.c.requestTopic(svc)
 	cs.c.stats.calls.Add(1)
