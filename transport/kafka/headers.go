@@ -51,6 +51,7 @@ var (
 type requestHeaders struct {
 	version        string
 	id             string
+	idValue        []byte // id as the record carried it
 	method         string
 	replyTo        string
 	deadline       time.Time
@@ -108,7 +109,7 @@ func decodeRequestHeaders(hs []kafka.Header) requestHeaders {
 		case h.Key == hdrVersion:
 			r.version = string(h.Value)
 		case h.Key == hdrID:
-			r.id = string(h.Value)
+			r.id, r.idValue = string(h.Value), h.Value
 		case h.Key == hdrMethod:
 			r.method = string(h.Value)
 		case h.Key == hdrReplyTo:
