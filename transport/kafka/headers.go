@@ -70,7 +70,8 @@ func (h *requestHeaders) requestID() string {
 }
 
 // encodeRequestHeaders returns a request record's headers. The byte values
-// are the record's from here on: kafka-go only reads them.
+// are the record's from here on (kafka-go only reads them), and id is this
+// record's alone: the deadline's digits may go into its spare capacity.
 func encodeRequestHeaders(id, method, replyTo []byte, deadline time.Time, idemKey string, md metadata.MD) []kafka.Header {
 	h := make([]kafka.Header, 0, 6+len(md))
 	h = append(h,
