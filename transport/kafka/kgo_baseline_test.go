@@ -152,7 +152,7 @@ func BenchmarkTransportVsKgo(b *testing.B) {
 	brokers := kafkatest.Embedded(b)
 	k := kafkaEcho(b, brokers)
 	base := newKgoEcho(b, brokers, kafkatest.TopicName(b)+".")
-	const rounds, calls, inflight = 5, 5000, 64
+	const rounds, calls, inflight = 9, 5000, 64
 	var kRPS, bRPS, kCPU, bCPU []float64
 	measure := func(f func() float64) (float64, float64) {
 		c0 := loadtest.CPUTime()
