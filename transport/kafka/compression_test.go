@@ -30,29 +30,16 @@ func TestCompression(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, brokers)
-			opts := e.common()
 			if c != "" {
-				opts = append(opts, kafka.WithCompression(c))
+				e.options = []kafka.Option{kafka.WithCompression(c)}
 			}
-			srvOpts := []kafka.ServerOption{kafka.WithGroupTimings(250*time.Millisecond, 6*time.Second)}
-			cliOpts := []kafka.ClientOption{}
-			for _, o := range opts {
-				srvOpts, cliOpts = append(srvOpts, o), append(cliOpts, o)
-			}
-			srv, err := kafka.NewServer(brokers, srvOpts...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv := e.Server(t, conformance.Options{})
 			testingv1.RegisterEchoServiceServer(srv, &conformance.EchoServer{Name: "kafka"})
-			(&server{Server: srv}).Start(t)
+			srv.Start(t)
 			t.Cleanup(srv.Stop)
+			conn := e.Client(t, conformance.Options{}).(*kafka.ClientConn)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			conn, err := kafka.Dial(ctx, brokers, cliOpts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = conn.Close() })
 			out, err := testingv1.NewEchoServiceClient(conn).Echo(ctx, &testingv1.EchoRequest{Message: "compressed", Payload: benchPayload})
 			if err != nil || out.GetMessage() != "compressed" {
 				t.Fatalf("Echo = %v, %v", out, err)

@@ -31,6 +31,9 @@ func logOut() io.Writer {
 type env struct {
 	brokers []string
 	prefix  string
+	// options are given to every client and server of the env after its
+	// own.
+	options []kafka.Option
 }
 
 var envSeq atomic.Int64
@@ -44,7 +47,7 @@ func newEnv(t testing.TB, brokers []string) *env {
 var contracts = kafka.WithContracts(conformance.Contracts()...)
 
 func (e *env) common() []kafka.Option {
-	return []kafka.Option{kafka.WithTopicPrefix(e.prefix), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet), contracts}
+	return append([]kafka.Option{kafka.WithTopicPrefix(e.prefix), kafka.WithEnsureTopics(3, 1), kafka.WithLogger(quiet), contracts}, e.options...)
 }
 
 func (e *env) Client(t testing.TB, o conformance.Options) grpc.ClientConnInterface {
