@@ -257,6 +257,10 @@ type result struct {
 	calls, failed  int
 	lost           int // executed, no OK answer, caller alive
 	lostWithKilled int // executed by an instance killed before it could reply
+	// lostToKilledLeader counts calls that waited while a partition leader
+	// was down after a kill -9 (the "leader-kill" window): a reply written
+	// to it waits out the controller's fencing, longer than a deadline.
+	lostToKilledLeader int
 	// lostToOutage counts calls run just before the only broker went
 	// away and whose deadline passed before it was back: no reply could
 	// be written anywhere.
@@ -328,6 +332,8 @@ func (l *ledger) analyse(count map[string]int, by map[string][]*proc) map[string
 			r.callerGone++
 		case n > 0 && killedDuring(by[c.id], c):
 			r.lostWithKilled++
+		case n > 0 && l.leaderDownDuring(c):
+			r.lostToKilledLeader++
 		case n > 0 && l.noBrokerUntilDeadline(c):
 			r.lostToOutage++
 		case n > 0:
@@ -362,6 +368,20 @@ func (l *ledger) noBrokerUntilDeadline(c *call) bool {
 	}
 	return false
 }
+
+// leaderDownDuring reports whether call c waited, if only in part, while a
+// killed partition leader was down.
+func (l *ledger) leaderDownDuring(c *call) bool {
+	for _, w := range l.windows {
+		if w.scenario == leaderKill && !c.done.Before(w.start) && !c.sent.After(w.end) {
+			return true
+		}
+	}
+	return false
+}
+
+// leaderKill names the outage window of a killed partition leader.
+const leaderKill = "leader-kill"
 
 // gatewayKilledDuring reports whether a gateway process was killed while
 // the HTTP call c waited: its caller, the gateway, is gone with it.
@@ -401,8 +421,8 @@ func (l *ledger) explained(c *call) bool {
 }
 
 func (r *result) String() string {
-	s := fmt.Sprintf("%-18s calls %5d  failed %4d  lost %d  lost-with-killed-instance %d  lost-with-no-broker %d  caller-gone %d  double %d  unexplained %d  longest-wait %v  keyed %d (double %d, unanswered %d)",
-		r.scenario, r.calls, r.failed, r.lost, r.lostWithKilled, r.lostToOutage, r.callerGone, r.doubles, r.unexplained, r.maxWait.Round(time.Millisecond), r.keyed, r.keyedDoubles, r.keyedUnanswered)
+	s := fmt.Sprintf("%-18s calls %5d  failed %4d  lost %d  lost-with-killed-instance %d  lost-to-killed-leader %d  lost-with-no-broker %d  caller-gone %d  double %d  unexplained %d  longest-wait %v  keyed %d (double %d, unanswered %d)",
+		r.scenario, r.calls, r.failed, r.lost, r.lostWithKilled, r.lostToKilledLeader, r.lostToOutage, r.callerGone, r.doubles, r.unexplained, r.maxWait.Round(time.Millisecond), r.keyed, r.keyedDoubles, r.keyedUnanswered)
 	if len(r.examples) > 0 {
 		s += "\n    " + strings.Join(r.examples, "\n    ")
 	}
