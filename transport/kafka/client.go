@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -399,45 +398,13 @@ func (c *ClientConn) sendError(ctx context.Context, svc, topic string, err error
 }
 
 func decodeReply(m kafka.Message, out proto.Message, co dispatch.CallOptions) error {
-	var hdr, trl metadata.MD
-	code := codes.Unknown
-	msg := ""
-	var stBin []byte
-	haveCode := false
-	for _, h := range m.Headers {
-		switch {
-		case h.Key == hdrStatus:
-			if n, err := strconv.Atoi(string(h.Value)); err == nil {
-				code, haveCode = codes.Code(n), true
-			}
-		case h.Key == hdrMessage:
-			msg = string(h.Value)
-		case h.Key == hdrStatusBin:
-			stBin = h.Value
-		case len(h.Key) > len(hdrHeaderPrefix) && h.Key[:len(hdrHeaderPrefix)] == hdrHeaderPrefix:
-			if hdr == nil {
-				hdr = metadata.MD{}
-			}
-			hdr.Append(h.Key[len(hdrHeaderPrefix):], string(h.Value))
-		case len(h.Key) > len(hdrTrailerPrefix) && h.Key[:len(hdrTrailerPrefix)] == hdrTrailerPrefix:
-			if trl == nil {
-				trl = metadata.MD{}
-			}
-			trl.Append(h.Key[len(hdrTrailerPrefix):], string(h.Value))
-		}
-	}
-	co.Deliver(hdr, trl)
-	if !haveCode {
+	rs := decodeReplyHeaders(m.Headers)
+	co.Deliver(rs.header, rs.trailer)
+	if !rs.hasCode {
 		return status.Error(codes.Internal, "kafka: reply has no purista-status header: the server does not speak the purista protocol")
 	}
-	if code != codes.OK {
-		if len(stBin) > 0 {
-			var sp spb.Status
-			if err := proto.Unmarshal(stBin, &sp); err == nil {
-				return status.FromProto(&sp).Err()
-			}
-		}
-		return status.Error(code, msg)
+	if err := rs.err(); err != nil {
+		return err
 	}
 	if err := proto.Unmarshal(m.Value, out); err != nil {
 		return status.Errorf(codes.Internal, "kafka: reply does not decode as %T: %v", out, err)

@@ -8,7 +8,11 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Header names, as specified in docs/protocol.md.
@@ -49,9 +53,12 @@ var (
 
 // requestHeaders is a request record's headers, decoded.
 type requestHeaders struct {
-	version        string
-	id             string
-	idValue        []byte // id as the record carried it
+	version string
+	id      string
+	// idValue is id as the record carried it: the reply's
+	// purista-correlation-id shares it, as nothing writes to a fetched
+	// record's header values.
+	idValue        []byte
 	method         string
 	replyTo        string
 	deadline       time.Time
@@ -180,4 +187,71 @@ func headerValue(hs []kafka.Header, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// appendStatusHeaders appends the status headers of a reply or stored
+// reply to h.
+func appendStatusHeaders(h []kafka.Header, st *status.Status) []kafka.Header {
+	if st.Code() == codes.OK {
+		return append(h, kafka.Header{Key: hdrStatus, Value: statusOKValue})
+	}
+	h = append(h,
+		kafka.Header{Key: hdrStatus, Value: strconv.AppendInt(nil, int64(st.Code()), 10)},
+		kafka.Header{Key: hdrMessage, Value: []byte(st.Message())})
+	if b, err := proto.Marshal(st.Proto()); err == nil {
+		h = append(h, kafka.Header{Key: hdrStatusBin, Value: b})
+	}
+	return h
+}
+
+// replyStatus is what the headers of a reply, or of a stored reply, say of
+// its call: the status and the response metadata.
+type replyStatus struct {
+	code            codes.Code // Unknown without a purista-status header
+	hasCode         bool
+	message         string
+	details         []byte // purista-status-bin: a google.rpc.Status
+	header, trailer metadata.MD
+}
+
+func decodeReplyHeaders(hs []kafka.Header) replyStatus {
+	r := replyStatus{code: codes.Unknown}
+	for _, h := range hs {
+		switch {
+		case h.Key == hdrStatus:
+			if n, err := strconv.Atoi(string(h.Value)); err == nil {
+				r.code, r.hasCode = codes.Code(n), true
+			}
+		case h.Key == hdrMessage:
+			r.message = string(h.Value)
+		case h.Key == hdrStatusBin:
+			r.details = h.Value
+		case len(h.Key) > len(hdrHeaderPrefix) && h.Key[:len(hdrHeaderPrefix)] == hdrHeaderPrefix:
+			if r.header == nil {
+				r.header = metadata.MD{}
+			}
+			r.header.Append(h.Key[len(hdrHeaderPrefix):], string(h.Value))
+		case len(h.Key) > len(hdrTrailerPrefix) && h.Key[:len(hdrTrailerPrefix)] == hdrTrailerPrefix:
+			if r.trailer == nil {
+				r.trailer = metadata.MD{}
+			}
+			r.trailer.Append(h.Key[len(hdrTrailerPrefix):], string(h.Value))
+		}
+	}
+	return r
+}
+
+// err is the call's error: nil for OK, else the status the headers carry,
+// with its details when purista-status-bin decodes.
+func (r replyStatus) err() error {
+	if r.code == codes.OK {
+		return nil
+	}
+	if len(r.details) > 0 {
+		var sp spb.Status
+		if err := proto.Unmarshal(r.details, &sp); err == nil {
+			return status.FromProto(&sp).Err()
+		}
+	}
+	return status.Error(r.code, r.message)
 }

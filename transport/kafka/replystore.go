@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -264,10 +262,7 @@ func (st *replyStore) lookup(ctx context.Context, topic string, partition int, s
 // readAt reads the stored reply of sk at offset. It is not found when the
 // record there is gone or another key's (a hash shared by two keys).
 func (st *replyStore) readAt(ctx context.Context, topic string, partition int, offset int64, sk string) (storedReply, bool, error) {
-	resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: offset, MinBytes: 0, MaxBytes: 8 << 20, MaxWait: storeReadTimeout})
-	if err == nil {
-		err = resp.Error
-	}
+	resp, err := st.fetchFrom(ctx, topic, partition, offset)
 	if errors.Is(err, kafka.OffsetOutOfRange) {
 		return storedReply{}, false, nil // deleted by the retention
 	}
@@ -298,6 +293,16 @@ func (st *replyStore) readAt(ctx context.Context, topic string, partition int, o
 		}
 		return storedReply{value: value, headers: r.Headers, at: r.Time}, true, nil
 	}
+}
+
+// fetchFrom fetches the partition from offset, with the broker's error as
+// the error. Wanting no minimum of bytes, it is answered at once.
+func (st *replyStore) fetchFrom(ctx context.Context, topic string, partition int, offset int64) (*kafka.FetchResponse, error) {
+	resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: offset, MinBytes: 0, MaxBytes: 8 << 20, MaxWait: storeReadTimeout})
+	if err == nil {
+		err = resp.Error
+	}
+	return resp, err
 }
 
 // storeHash is a stored reply's key as the index keeps it: 128 bits of its
@@ -380,10 +385,7 @@ func (st *replyStore) readToEnd(ctx context.Context, topic string, partition int
 		p.mu.Lock()
 		from := p.next
 		p.mu.Unlock()
-		resp, err := st.client().Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: from, MinBytes: 0, MaxBytes: 8 << 20, MaxWait: storeReadTimeout})
-		if err == nil {
-			err = resp.Error
-		}
+		resp, err := st.fetchFrom(ctx, topic, partition, from)
 		if errors.Is(err, kafka.OffsetOutOfRange) {
 			// Deleted by the retention (or the topic made anew): go on
 			// from where the partition starts now.
@@ -529,60 +531,15 @@ func storedRecord(method, key, requestID string, res dispatch.Result) ([]byte, [
 	return body, appendMD(headers, hdrTrailerPrefix, res.Trailer)
 }
 
-// appendStatusHeaders appends the status headers of a reply or stored
-// reply to h.
-func appendStatusHeaders(h []kafka.Header, st *status.Status) []kafka.Header {
-	if st.Code() == codes.OK {
-		return append(h, kafka.Header{Key: hdrStatus, Value: statusOKValue})
-	}
-	h = append(h,
-		kafka.Header{Key: hdrStatus, Value: strconv.AppendInt(nil, int64(st.Code()), 10)},
-		kafka.Header{Key: hdrMessage, Value: []byte(st.Message())})
-	if b, err := proto.Marshal(st.Proto()); err == nil {
-		h = append(h, kafka.Header{Key: hdrStatusBin, Value: b})
-	}
-	return h
-}
-
 // result is the stored reply as the call's result.
 func (r storedReply) result() dispatch.Result {
-	var res dispatch.Result
-	code, msg := codes.Unknown, ""
-	var stBin []byte
-	for _, h := range r.headers {
-		switch {
-		case h.Key == hdrStatus:
-			if n, err := strconv.Atoi(string(h.Value)); err == nil {
-				code = codes.Code(n)
-			}
-		case h.Key == hdrMessage:
-			msg = string(h.Value)
-		case h.Key == hdrStatusBin:
-			stBin = h.Value
-		case len(h.Key) > len(hdrHeaderPrefix) && h.Key[:len(hdrHeaderPrefix)] == hdrHeaderPrefix:
-			if res.Header == nil {
-				res.Header = metadata.MD{}
-			}
-			res.Header.Append(h.Key[len(hdrHeaderPrefix):], string(h.Value))
-		case len(h.Key) > len(hdrTrailerPrefix) && h.Key[:len(hdrTrailerPrefix)] == hdrTrailerPrefix:
-			if res.Trailer == nil {
-				res.Trailer = metadata.MD{}
-			}
-			res.Trailer.Append(h.Key[len(hdrTrailerPrefix):], string(h.Value))
-		}
-	}
-	if code == codes.OK {
+	rs := decodeReplyHeaders(r.headers)
+	res := dispatch.Result{Header: rs.header, Trailer: rs.trailer}
+	if rs.code == codes.OK {
 		res.Response = storedBody(r.value)
 		return res
 	}
-	if len(stBin) > 0 {
-		var sp spb.Status
-		if err := proto.Unmarshal(stBin, &sp); err == nil {
-			res.Err = status.FromProto(&sp).Err()
-			return res
-		}
-	}
-	res.Err = status.Error(code, msg)
+	res.Err = rs.err()
 	return res
 }
 

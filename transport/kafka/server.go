@@ -624,21 +624,11 @@ func (s *Server) checkReplyTo(topic string) error {
 	return nil
 }
 
-// correlationValue is the purista-correlation-id value of the reply to h:
-// the request's id, as its record carried it. Nothing writes to a fetched
-// record's header values, so the reply may share them.
-func (h *requestHeaders) correlationValue() []byte {
-	if h.idValue != nil {
-		return h.idValue
-	}
-	return []byte(h.id)
-}
-
 func replyHeaders(h requestHeaders, st *status.Status, header, trailer metadata.MD) []kafka.Header {
 	headers := make([]kafka.Header, 0, 6+len(header)+len(trailer))
 	headers = append(headers,
 		kafka.Header{Key: hdrVersion, Value: versionValue},
-		kafka.Header{Key: hdrCorrelationID, Value: h.correlationValue()},
+		kafka.Header{Key: hdrCorrelationID, Value: h.idValue},
 	)
 	headers = appendStatusHeaders(headers, st)
 	headers = appendMD(headers, hdrHeaderPrefix, header)
