@@ -1,13 +1,14 @@
 package gateway
 
 import (
-	"errors"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/purista-go/purista/internal/telemetry"
 )
 
 // unmatchedRoute labels requests that matched no route (404, 405).
@@ -32,7 +33,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, *prometheus.Registry, error
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "purista", Subsystem: "gateway", Name: "http_request_duration_seconds",
 			Help:    "Time from receiving a request's headers to writing its response, by route.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: telemetry.Buckets,
 		}, []string{"route"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "purista", Subsystem: "gateway", Name: "http_requests_in_flight",
@@ -41,30 +42,17 @@ func newMetrics(reg *prometheus.Registry) (*metrics, *prometheus.Registry, error
 	}
 	// A second gateway on the same registry shares the collectors.
 	var err error
-	m.requests, err = register(reg, m.requests)
+	m.requests, err = telemetry.Register(reg, m.requests)
 	if err != nil {
 		return nil, nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = telemetry.Register(reg, m.duration); err != nil {
 		return nil, nil, err
 	}
-	if m.inflight, err = register(reg, m.inflight); err != nil {
+	if m.inflight, err = telemetry.Register(reg, m.inflight); err != nil {
 		return nil, nil, err
 	}
 	return m, reg, nil
-}
-
-func register[C prometheus.Collector](reg *prometheus.Registry, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // routeMetrics are one route's series, resolved once instead of hashing

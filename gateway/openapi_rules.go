@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -165,7 +166,7 @@ func (r ruleWriter) schema(s map[string]any, md protoreflect.MessageDescriptor) 
 		} else {
 			r.apply(ps, rules, fd.IsList())
 		}
-		if (rules.GetRequired() || zero[fd.Name()]) && !contains(required, name) {
+		if (rules.GetRequired() || zero[fd.Name()]) && !slices.Contains(required, name) {
 			required = append(required, name)
 		}
 	}
@@ -331,15 +332,6 @@ func listValues(l protoreflect.List) []any {
 
 func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
 func asList(v any) []any         { l, _ := v.([]any); return l }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // uniqueOperationIDs makes every operationId of the document unique:
 // protoc-gen-openapiv2 names operations <Service>_<Method> after the

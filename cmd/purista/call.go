@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/purista-go/purista/internal/telemetry"
 	"github.com/purista-go/purista/transport/kafka"
 )
 
@@ -156,7 +157,7 @@ func callOnce(cmd *cobra.Command, c *contractSet, md protoreflect.MethodDescript
 	}
 	if err != nil {
 		st := status.Convert(err)
-		fmt.Fprintf(stderr, "purista: %s answered %s: %s\n", strings.TrimPrefix(fullMethod, "/"), codeName(st.Code()), st.Message())
+		fmt.Fprintf(stderr, "purista: %s answered %s: %s\n", strings.TrimPrefix(fullMethod, "/"), telemetry.CodeName(st.Code()), st.Message())
 		if st.Code() == codes.DeadlineExceeded && took >= timeout-50*time.Millisecond {
 			fmt.Fprintf(stderr, "  no instance of %s answered within %v on topic %s: is it running, with the same --topic-prefix?\n", service, timeout, topic)
 		}
@@ -263,15 +264,4 @@ func printMD(w io.Writer, kind string, md metadata.MD) {
 }
 
 // codeName is the status code as the gRPC spec spells it (NOT_FOUND).
-func codeName(c codes.Code) string {
-	var b strings.Builder
-	for i, r := range c.String() {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	return strings.ToUpper(b.String())
-}
-
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

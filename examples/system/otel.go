@@ -39,9 +39,11 @@ func SetupTracing(ctx context.Context, component string) (shutdown func(context.
 	default:
 		return none, false, fmt.Errorf("OTEL_TRACES_EXPORTER=%q is not supported by the example binaries: use otlp or none", e)
 	}
-	protocol := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	protocolVar := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	protocol := os.Getenv(protocolVar)
 	if protocol == "" {
-		protocol = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+		protocolVar = "OTEL_EXPORTER_OTLP_PROTOCOL"
+		protocol = os.Getenv(protocolVar)
 	}
 	var exp *otlptrace.Exporter
 	switch protocol {
@@ -50,7 +52,7 @@ func SetupTracing(ctx context.Context, component string) (shutdown func(context.
 	case "grpc":
 		exp, err = otlptracegrpc.New(ctx)
 	default:
-		return none, false, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q is not supported: use http/protobuf or grpc", protocol)
+		return none, false, fmt.Errorf("%s=%q is not supported: use http/protobuf or grpc", protocolVar, protocol)
 	}
 	if err != nil {
 		return none, false, fmt.Errorf("OTLP trace exporter: %w", err)

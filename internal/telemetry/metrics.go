@@ -81,16 +81,26 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // register registers *c on reg; when reg has an equal collector already
 // (another transport of the process registered it), *c becomes that one.
 func register[C prometheus.Collector](reg prometheus.Registerer, c *C, errs *[]error) {
-	if err := reg.Register(*c); err != nil {
+	var err error
+	if *c, err = Register(reg, *c); err != nil {
+		*errs = append(*errs, err)
+	}
+}
+
+// Register registers c on reg and returns it, or the collector of the same
+// description registered before: several clients, servers or gateways
+// sharing one registry share their series.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
 			if existing, ok := are.ExistingCollector.(C); ok {
-				*c = existing
-				return
+				return existing, nil
 			}
 		}
-		*errs = append(*errs, err)
+		return c, err
 	}
+	return c, nil
 }
 
 // Series are one method's series, resolved once: a call does not hash
