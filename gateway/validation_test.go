@@ -1,17 +1,30 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/purista-go/purista/transport/inproc"
 )
 
 // A request that breaks the contract's protovalidate rules gets 400 with a
 // google.rpc.BadRequest detail naming every field, from the gateway, before
 // a record is produced.
 func TestValidationAtGateway(t *testing.T) {
-	hs := httptest.NewServer(exampleGateway(t, nil))
+	// Counts the calls the gateway makes on its connection: a refused
+	// request must make none.
+	var calls atomic.Int64
+	count := inproc.WithUnaryClientInterceptors(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		calls.Add(1)
+		return invoker(ctx, method, req, reply, cc, opts...)
+	})
+	hs := httptest.NewServer(exampleGateway(t, []inproc.Option{count}))
 	t.Cleanup(hs.Close)
 	cases := []struct {
 		method, target, body string
@@ -51,5 +64,11 @@ func TestValidationAtGateway(t *testing.T) {
 		if r.Status != 400 || body.Code != 3 || strings.Join(got, ",") != strings.Join(c.fields, ",") {
 			t.Errorf("%s %s = %d code %d violations %v (%s), want 400, code 3, %v", c.method, c.target, r.Status, body.Code, got, body.Message, c.fields)
 		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("the gateway called its connection %d times for requests it refused", n)
+	}
+	if r := do(t, "GET", hs.URL+"/v1/users?pageSize=10", nil); r.Status != 200 || calls.Load() != 1 {
+		t.Errorf("a valid request = %d after %d calls on the connection, want 200 after 1", r.Status, calls.Load())
 	}
 }
