@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Dedup is a bounded window of recent results of idempotent calls, keyed by
@@ -35,9 +34,9 @@ func NewDedup(max int, ttl time.Duration) *Dedup {
 }
 
 // Do returns the stored result for key, or runs fn and stores its result.
-// Transient failures (the call's deadline or cancellation, an unavailable
-// dependency, an aborted or throttled operation) are not stored, so a retry
-// runs again.
+// A result that is not final (Result.Final: a refused request, or a
+// transient failure such as the call's deadline or an unavailable
+// dependency) is not stored, so a retry runs again.
 func (d *Dedup) Do(key string, fn func() Result) Result {
 	d.mu.Lock()
 	now := d.now()
@@ -60,7 +59,7 @@ func (d *Dedup) Do(key string, fn func() Result) Result {
 	d.mu.Lock()
 	e.result = res
 	e.expires = d.now().Add(d.ttl)
-	if Transient(status.Code(res.Err)) {
+	if !res.Final() {
 		if el, ok := d.entries[key]; ok && el.Value == e {
 			d.order.Remove(el)
 			delete(d.entries, key)

@@ -140,3 +140,19 @@ func TestToStatusError(t *testing.T) {
 		t.Errorf("context canceled = %v, want CANCELED", c)
 	}
 }
+
+// TestDedupForgetsRefusedRequests: a request refused before its handler
+// ran is not remembered under its key, so the caller's corrected request
+// with the same key runs; a final result is remembered.
+func TestDedupForgetsRefusedRequests(t *testing.T) {
+	d := NewDedup(10, time.Minute)
+	d.Do("k", func() Result { return Result{Err: status.Error(codes.InvalidArgument, "bad"), Refused: true} })
+	runs := 0
+	run := func() Result { runs++; return Result{Response: "ok"} }
+	if res := d.Do("k", run); res.Err != nil || runs != 1 {
+		t.Fatalf("corrected request after a refused one: %v, %d runs; want it run once", res.Err, runs)
+	}
+	if d.Do("k", run); runs != 1 {
+		t.Fatalf("a final result was not remembered: %d runs", runs)
+	}
+}

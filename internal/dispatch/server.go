@@ -58,15 +58,15 @@ type Method struct {
 }
 
 // NewServer returns an empty Server for services whose contracts are
-// among contracts. interceptors run in order around every handler, after
-// ValidatingInterceptor has checked the request against its contract's
-// rules; dedup may be nil to disable the dedup window.
+// among contracts. interceptors run in order around every handler, once the
+// request decoded and passed its contract's rules (Validate); dedup may be
+// nil to disable the dedup window.
 func NewServer(logger *slog.Logger, dedup *Dedup, contracts *Contracts, interceptors ...grpc.UnaryServerInterceptor) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return &Server{
-		interceptor: ChainUnaryServer(append([]grpc.UnaryServerInterceptor{ValidatingInterceptor}, interceptors...)...),
+		interceptor: ChainUnaryServer(interceptors...),
 		logger:      logger,
 		dedup:       dedup,
 		contracts:   contracts,
@@ -185,7 +185,16 @@ type Result struct {
 	Trailer  metadata.MD
 	// Err is nil or an error convertible with status.Convert.
 	Err error
+	// Refused is set when the handler never ran: the request did not
+	// decode or broke its contract's rules.
+	Refused bool
 }
+
+// Final reports whether r may answer the same idempotency key again: the
+// handler ran and its outcome was not transient. A refused request is not
+// remembered, so that the caller may correct it and send it again with the
+// same key.
+func (r Result) Final() bool { return !r.Refused && !Transient(status.Code(r.Err)) }
 
 // Call runs m with the request decoded by dec. ctx must already carry the
 // call's deadline and incoming metadata. When idempotencyKey is set, a
@@ -208,18 +217,21 @@ func (s *Server) call(ctx context.Context, m Method, dec func(any) error) (res R
 		res.Header, res.Trailer = stream.result()
 	}()
 	decErr := error(nil)
+	// The generated handler decodes before any interceptor runs: a request
+	// that does not decode, or breaks its contract's rules, reaches none.
 	decode := func(v any) error {
 		if err := dec(v); err != nil {
 			decErr = status.Errorf(codes.InvalidArgument, "request for %s does not decode as %T: %v", m.FullMethod, v, err)
 			return decErr
 		}
-		return nil
+		decErr = Validate(v)
+		return decErr
 	}
 	resp, err := m.desc.Handler(m.svc.impl, ctx, decode, s.interceptor)
+	if decErr != nil {
+		return Result{Err: decErr, Refused: true}
+	}
 	if err != nil {
-		if decErr != nil {
-			err = decErr
-		}
 		return Result{Err: ToStatusError(err)}
 	}
 	return Result{Response: resp}

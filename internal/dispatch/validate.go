@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,7 +8,6 @@ import (
 
 	"buf.build/go/protovalidate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -71,15 +69,4 @@ func ViolationsStatus(message string, verr *protovalidate.ValidationError) *stat
 		st = d
 	}
 	return st
-}
-
-// ValidatingInterceptor refuses, with Validate's INVALID_ARGUMENT, a request
-// that breaks its contract's rules before the handler (and the interceptors
-// after it) run. Every transport puts it first among the server's unary
-// interceptors.
-func ValidatingInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := Validate(req); err != nil {
-		return nil, err
-	}
-	return handler(ctx, req)
 }

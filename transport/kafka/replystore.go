@@ -154,8 +154,8 @@ func newReplyStore(b *base, mem *dispatch.Dedup) *replyStore {
 type storedBody []byte
 
 // do answers a call with idempotency key from the store, or runs it and
-// stores its result. A result that is transient (dispatch.Transient) is not
-// stored: a retry runs again. When the store cannot be read the call is
+// stores its result. A result that is not final (dispatch.Result.Final: a
+// refused request or a transient failure) is not stored: a retry runs again. When the store cannot be read the call is
 // refused with UNAVAILABLE rather than run: it may have run before.
 func (st *replyStore) do(ctx context.Context, service, method, key, requestID string, run func() dispatch.Result) dispatch.Result {
 	sk := storeKey(method, key)
@@ -192,7 +192,7 @@ func (st *replyStore) do(ctx context.Context, service, method, key, requestID st
 			return stored.result()
 		}
 		res := run()
-		if dispatch.Transient(status.Code(res.Err)) {
+		if !res.Final() {
 			return res
 		}
 		if err := st.save(topic, part, sk, method, key, requestID, res); err != nil {
