@@ -84,16 +84,20 @@ type Method struct {
 // calls made with it ("idempotency-key" outgoing metadata), on every
 // transport: a server runs a key's handler once — within its reply store's
 // retention on Kafka, its dedup window in process and over plain gRPC — and
-// answers a repeat with the first reply; Kafka and in-process clients may
-// retry a keyed call after UNAVAILABLE (RetryPolicy). Use a fresh key per
+// answers a repeat with the first reply; clients retry a keyed call after
+// UNAVAILABLE (RetryPolicy). Use a fresh key per
 // logical operation and the same one for every retry of it, such as an
 // HTTP Idempotency-Key.
 func WithIdempotencyKey(ctx context.Context, key string) context.Context {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
-	md.Set("idempotency-key", key)
+	md.Set(IdempotencyMetadataKey, key)
 	return metadata.NewOutgoingContext(ctx, md)
 }
+
+// IdempotencyMetadataKey is the outgoing metadata key that names the
+// logical operation of a call (WithIdempotencyKey).
+const IdempotencyMetadataKey = "idempotency-key"
 
 // RetryPolicy bounds the retries of a call that carries an idempotency key:
 // after UNAVAILABLE or a write whose outcome is unknown, the call is tried

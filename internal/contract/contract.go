@@ -242,25 +242,11 @@ func (b *builder) retryPolicy(m protoreflect.MethodDescriptor, name string, r *p
 	} else if n > 0 {
 		p.MaxAttempts = int(n)
 	}
-	duration := func(field string, d *durationpb.Duration) (time.Duration, bool) {
-		if d == nil {
-			return 0, false
-		}
-		if err := d.CheckValid(); err != nil {
-			b.errorf(m, "%s: (purista.v1.method).retry.%s is invalid (%v); set seconds and nanos of the same sign", name, field, err)
-			return 0, false
-		}
-		if d.AsDuration() <= 0 {
-			b.errorf(m, "%s: (purista.v1.method).retry.%s is %v; set a positive duration, or leave it unset for the default", name, field, d.AsDuration())
-			return 0, false
-		}
-		return d.AsDuration(), true
-	}
-	first, firstSet := duration("initial_backoff", r.GetInitialBackoff())
+	first, firstSet := b.positiveDuration(m, name, "retry.initial_backoff", "the default", r.GetInitialBackoff())
 	if firstSet {
 		p.InitialBackoff = first
 	}
-	if last, ok := duration("max_backoff", r.GetMaxBackoff()); ok {
+	if last, ok := b.positiveDuration(m, name, "retry.max_backoff", "the default", r.GetMaxBackoff()); ok {
 		if last < p.InitialBackoff {
 			b.errorf(m, "%s: (purista.v1.method).retry.max_backoff %v is shorter than initial_backoff %v; make it at least as long", name, last, p.InitialBackoff)
 		}
@@ -271,21 +257,31 @@ func (b *builder) retryPolicy(m protoreflect.MethodDescriptor, name string, r *p
 	return &p
 }
 
+// positiveDuration checks the duration option (purista.v1.method).<field>
+// of m: unset, or valid and positive; unset means def.
+func (b *builder) positiveDuration(m protoreflect.MethodDescriptor, name, field, def string, d *durationpb.Duration) (time.Duration, bool) {
+	if d == nil {
+		return 0, false
+	}
+	if err := d.CheckValid(); err != nil {
+		b.errorf(m, "%s: (purista.v1.method).%s is invalid (%v); set seconds and nanos of the same sign", name, field, err)
+		return 0, false
+	}
+	if d.AsDuration() <= 0 {
+		b.errorf(m, "%s: (purista.v1.method).%s is %v; set a positive duration, or leave it unset for %s", name, field, d.AsDuration(), def)
+		return 0, false
+	}
+	return d.AsDuration(), true
+}
+
 func (b *builder) method(m protoreflect.MethodDescriptor) *Method {
 	name := "method " + string(m.FullName())
 	mm := &Method{Desc: m}
 	opts, _ := proto.GetExtension(m.Options(), puristav1.E_Method).(*puristav1.MethodOptions)
 	mm.Idempotent = opts.GetIdempotent()
 	mm.Public = opts.GetPublic()
-	if t := opts.GetTimeout(); t != nil {
-		switch {
-		case t.CheckValid() != nil:
-			b.errorf(m, "%s: (purista.v1.method).timeout is invalid (%v); set seconds and nanos of the same sign", name, t.CheckValid())
-		case t.AsDuration() <= 0:
-			b.errorf(m, "%s: (purista.v1.method).timeout is %v; set a positive duration, or leave it unset for the transport's default", name, t.AsDuration())
-		default:
-			mm.Timeout = t.AsDuration()
-		}
+	if t, ok := b.positiveDuration(m, name, "timeout", "the transport's default", opts.GetTimeout()); ok {
+		mm.Timeout = t
 	}
 	if r := opts.GetRetry(); r != nil {
 		mm.Retry = b.retryPolicy(m, name, r)

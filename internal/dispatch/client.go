@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/purista-go/purista"
 )
 
 // CallOptions are the grpc.CallOptions a purista transport honours.
@@ -71,7 +73,7 @@ func ChainUnaryClient(invoke grpc.UnaryInvoker, interceptors ...grpc.UnaryClient
 // IdempotencyMetadataKey is the outgoing metadata key a caller sets to name
 // the logical operation of a call; a repeat of the key is answered with the
 // first reply (purista.WithIdempotencyKey).
-const IdempotencyMetadataKey = "idempotency-key"
+const IdempotencyMetadataKey = purista.IdempotencyMetadataKey
 
 // IdempotencyKey returns the caller's idempotency key from outgoing metadata.
 func IdempotencyKey(md metadata.MD) string {

@@ -73,7 +73,7 @@ func (o *options) eventRetry() eventing.Retry {
 		return eventing.DefaultRetry
 	}
 	if err := r.Validate(); err != nil {
-		o.logger.Error("inproc: invalid event retry policy; using the default", "error", err)
+		o.logger.Error("inproc: invalid inproc.WithEventRetry policy; using the default (5 attempts, 100 ms to 5 s): fix the option", "error", err)
 		return eventing.DefaultRetry
 	}
 	return r

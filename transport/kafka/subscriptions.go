@@ -36,7 +36,7 @@ func WithEventRetry(maxAttempts int, firstBackoff, maxBackoff time.Duration) Ser
 	return serverOptionFunc(func(c *serverConfig) {
 		r := eventing.Retry{MaxAttempts: maxAttempts, InitialBackoff: firstBackoff, MaxBackoff: maxBackoff}
 		if err := r.Validate(); err != nil {
-			c.errs = append(c.errs, fmt.Errorf("kafka: %w", err))
+			c.errs = append(c.errs, fmt.Errorf("kafka: WithEventRetry(%d, %v, %v): %w", maxAttempts, firstBackoff, maxBackoff, err))
 			return
 		}
 		c.events.retry = r

@@ -293,11 +293,6 @@ func testClientStreaming(t *testing.T, c streamv1.StreamServiceClient, _ *Server
 	}
 }
 
-// RunGateway serves StreamService through the HTTP gateway over the
-// transport and reads its routes with a real HTTP client: each message is
-// one line of newline-delimited JSON, an error after messages is a last
-// {"error": ...} line, and a client that goes away mid-stream ends the
-// handler.
 // testValidation: a request that breaks the contract's rules ends the
 // stream with INVALID_ARGUMENT and the field violations, before the handler
 // runs.
@@ -316,6 +311,11 @@ func testValidation(t *testing.T, c streamv1.StreamServiceClient, s *Server) {
 	}
 }
 
+// RunGateway serves StreamService through the HTTP gateway over the
+// transport and reads its routes with a real HTTP client: each message is
+// one line of newline-delimited JSON, an error after messages is a last
+// {"error": ...} line, and a client that goes away mid-stream ends the
+// handler.
 func RunGateway(t *testing.T, newEnv func(t testing.TB) conformance.Env) {
 	env := newEnv(t)
 	impl := NewServer()
