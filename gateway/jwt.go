@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +66,10 @@ type JWTAuth struct {
 	set   jwk.CachedSet
 	stop  context.CancelFunc
 	auth  Authenticator
+	// parseOpts and forward follow from cfg, made once: the options a
+	// token is checked with, and ForwardClaims by claim name.
+	parseOpts []jwt.ParseOption
+	forward   []forwardClaim
 
 	mu          sync.Mutex
 	lastRefetch time.Time
@@ -125,6 +129,17 @@ func NewJWTAuth(ctx context.Context, cfg JWTConfig) (*JWTAuth, error) {
 		return nil, fmt.Errorf("gateway: JWKS at %s: %w", cfg.JWKSURL, err)
 	}
 	a := &JWTAuth{cfg: cfg, cache: cache, set: set, stop: cancel}
+	a.parseOpts = []jwt.ParseOption{jwt.WithKeySet(set), jwt.WithAcceptableSkew(cfg.Leeway)}
+	if cfg.Issuer != "" {
+		a.parseOpts = append(a.parseOpts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		a.parseOpts = append(a.parseOpts, jwt.WithAudience(cfg.Audience))
+	}
+	for claim, key := range cfg.ForwardClaims {
+		a.forward = append(a.forward, forwardClaim{claim, key})
+	}
+	slices.SortFunc(a.forward, func(x, y forwardClaim) int { return strings.Compare(x.claim, y.claim) })
 	a.auth = BearerAuth(cfg.Realm, a.verify)
 	return a, nil
 }
@@ -142,21 +157,23 @@ func (a *JWTAuth) Authenticate(r *http.Request, route Route) (context.Context, e
 
 func (a *JWTAuth) verify(ctx context.Context, token string, route Route) (context.Context, error) {
 	tok, err := a.parse(token)
-	if err != nil && a.refetch(ctx) {
-		// A key the set lacks may be a new one: the issuer rotated.
+	if err != nil && !errors.Is(err, jwt.ValidateError()) && a.refetch(ctx) {
+		// A key the set lacks may be a new one: the issuer rotated. A
+		// token whose signature held but whose claims failed (expired,
+		// another issuer or audience) gains nothing from new keys.
 		tok, err = a.parse(token)
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Unauthenticated, "invalid bearer token: %v", err)
 	}
-	claims := make(map[string]any, len(tok.Keys()))
-	for _, k := range tok.Keys() {
-		var v any
-		if tok.Get(k, &v) == nil {
-			claims[k] = v
-		}
-	}
 	if a.cfg.Authorize != nil {
+		claims := make(map[string]any, len(tok.Keys()))
+		for _, k := range tok.Keys() {
+			var v any
+			if tok.Get(k, &v) == nil {
+				claims[k] = v
+			}
+		}
 		if err := a.cfg.Authorize(ctx, claims, route); err != nil {
 			st, ok := status.FromError(err)
 			if !ok {
@@ -169,14 +186,13 @@ func (a *JWTAuth) verify(ctx context.Context, token string, route Route) (contex
 		}
 	}
 	var kv []string
-	names := make([]string, 0, len(a.cfg.ForwardClaims))
-	for name := range a.cfg.ForwardClaims {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		for _, v := range claimValues(claims[name]) {
-			kv = append(kv, a.cfg.ForwardClaims[name], v)
+	for _, f := range a.forward {
+		var v any
+		if tok.Get(f.claim, &v) != nil {
+			continue
+		}
+		for _, s := range claimValues(v) {
+			kv = append(kv, f.key, s)
 		}
 	}
 	if len(kv) == 0 {
@@ -186,15 +202,12 @@ func (a *JWTAuth) verify(ctx context.Context, token string, route Route) (contex
 }
 
 func (a *JWTAuth) parse(token string) (jwt.Token, error) {
-	opts := []jwt.ParseOption{jwt.WithKeySet(a.set), jwt.WithAcceptableSkew(a.cfg.Leeway)}
-	if a.cfg.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(a.cfg.Issuer))
-	}
-	if a.cfg.Audience != "" {
-		opts = append(opts, jwt.WithAudience(a.cfg.Audience))
-	}
-	return jwt.ParseString(token, opts...)
+	return jwt.ParseString(token, a.parseOpts...)
 }
+
+// forwardClaim is one of JWTConfig.ForwardClaims: a claim and the metadata
+// key it is forwarded as.
+type forwardClaim struct{ claim, key string }
 
 // refetch refreshes the key set unless that happened less than
 // MinRefetch ago; it reports whether it did.
@@ -227,8 +240,6 @@ func claimValues(v any) []string {
 		return out
 	case time.Time:
 		return []string{v.UTC().Format(time.RFC3339)}
-	case float64:
-		return []string{fmt.Sprint(v)}
 	default:
 		return []string{fmt.Sprint(v)}
 	}

@@ -159,10 +159,16 @@ func TestJWTAuth(t *testing.T) {
 		"unsigned":       unsigned(t),
 	}
 	for name, tok := range invalid {
+		before := is.fetches.Load()
 		r := do(t, "POST", url+"/v1/echo", strings.NewReader(`{}`), "Authorization", "Bearer "+tok)
 		expectStatus(t, r, 401)
 		if h := r.Header.Get("WWW-Authenticate"); h != `Bearer realm="purista", error="invalid_token"` {
 			t.Errorf("%s: WWW-Authenticate %q", name, h)
+		}
+		// A token signed with a known key but with failing claims says
+		// nothing of the key set: no fetch.
+		if claimsFail := strings.HasPrefix(name, "expired") || strings.HasPrefix(name, "wrong"); claimsFail && is.fetches.Load() != before {
+			t.Errorf("%s: the key set was fetched again", name)
 		}
 	}
 	// Valid but not allowed: 403 insufficient_scope.
