@@ -229,7 +229,7 @@ func (d *dev) run(ctx context.Context) error {
 			ready, url = "http://"+addr+"/readyz", "http://"+addr
 		}
 		if db != nil {
-			penv = append(penv, db.env(pr.Name)...)
+			penv = append(penv, db.env(pr.Name, pr.Env)...)
 		}
 		for k, v := range pr.Env {
 			penv = append(penv, k+"="+v)

@@ -64,11 +64,13 @@ func (d *dev) startDashboard(brokers []string, c *contractSet) (*dashboard, erro
 }
 
 // env returns the variables that make a process export its spans to the
-// dashboard, unless the environment already names an OTLP endpoint of the
-// user's.
-func (db *dashboard) env(name string) []string {
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
-		return nil
+// dashboard, unless the environment or the process's own (purista.yaml's
+// env, own) already names an OTLP endpoint of the user's.
+func (db *dashboard) env(name string, own map[string]string) []string {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		if os.Getenv(k) != "" || own[k] != "" {
+			return nil
+		}
 	}
 	return []string{
 		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + db.url + "/v1/traces",
