@@ -39,13 +39,15 @@ func (d *dev) startDashboard(brokers []string, c *contractSet) (*dashboard, erro
 		return nil, fmt.Errorf("the dashboard cannot listen on %s (%v): pass another --dashboard address, or --dashboard off", d.o.dashboard, err)
 	}
 	db := &dashboard{url: "http://" + ln.Addr().String(), store: devdash.NewStore(20000), addrs: map[string]string{}}
+	// The gateway's own route table, as `purista routes` shows it.
+	g, err := describeGateway(c)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	var routes []devdash.Route
-	for _, s := range c.services {
-		for _, m := range s.Methods {
-			for _, h := range m.HTTP {
-				routes = append(routes, devdash.Route{Verb: h.Method, Path: h.Pattern, Method: strings.TrimPrefix(m.FullMethod, "/")})
-			}
-		}
+	for _, r := range g.Routes() {
+		routes = append(routes, devdash.Route{Verb: r.Verb, Path: r.Path, Method: strings.TrimPrefix(r.FullMethod, "/")})
 	}
 	overview := func(ctx context.Context) devdash.Overview {
 		o := devdash.Overview{Brokers: brokers, Routes: routes, Processes: db.processes()}
