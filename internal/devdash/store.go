@@ -83,7 +83,7 @@ func (s *Store) Add(spans ...Span) {
 }
 
 // Calls returns the gateway's most recent calls, newest first: the server
-// spans of HTTP requests that have no parent in the store.
+// spans of HTTP requests (those with an http.request.method attribute).
 func (s *Store) Calls(limit int) []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
