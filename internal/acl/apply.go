@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -57,11 +58,11 @@ func Apply(ctx context.Context, cl *kgo.Client, acls []ACL) ([]Result, error) {
 	var errs []error
 	for k, r := range resp.Results {
 		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
-			msg := ""
-			if r.ErrorMessage != nil {
-				msg = ": " + *r.ErrorMessage
+			err = explain(err)
+			if m := r.ErrorMessage; m != nil && *m != "" && !strings.Contains(err.Error(), *m) {
+				err = fmt.Errorf("%w: %s", err, *m) // the broker's words, when they add something
 			}
-			err = fmt.Errorf("acl: create %s: %w%s", acls[pending[k]], explain(err), msg)
+			err = fmt.Errorf("acl: create %s: %w", acls[pending[k]], err)
 			results[pending[k]].Err = err
 			errs = append(errs, err)
 		}

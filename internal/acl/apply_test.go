@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/purista-go/purista/examples/contracts"
@@ -53,9 +54,28 @@ func TestApplyIdempotent(t *testing.T) {
 			}
 		}
 	}
-	if _, err := acl.Apply(ctx, client("orders", "orders-pw"), acls); err == nil {
+	orders := client("orders", "orders-pw")
+	if _, err := acl.Apply(ctx, orders, acls); err == nil {
 		t.Error("apply as User:orders succeeded; want a cluster authorization error")
 	} else {
 		t.Logf("apply as User:orders: %v", err)
 	}
+
+	// User:orders may now read the cluster's ACLs but not create any: the
+	// refusal is the ACL's own result, and Apply's error.
+	grant := kmsg.NewPtrCreateACLsRequest()
+	g := kmsg.NewCreateACLsRequestCreation()
+	g.ResourceType, g.ResourceName, g.ResourcePatternType = kmsg.ACLResourceTypeCluster, "kafka-cluster", kmsg.ACLResourcePatternTypeLiteral
+	g.Principal, g.Host, g.Operation, g.PermissionType = "User:orders", "*", kmsg.ACLOperationDescribe, kmsg.ACLPermissionTypeAllow
+	grant.Creations = append(grant.Creations, g)
+	if resp, err := grant.RequestWith(ctx, admin); err != nil || resp.Results[0].ErrorCode != 0 {
+		t.Fatalf("grant DESCRIBE on the cluster to User:orders: %v %+v", err, resp)
+	}
+	fresh := acls[0]
+	fresh.Principal = "User:newcomer"
+	res, err := acl.Apply(ctx, orders, []acl.ACL{fresh})
+	if err == nil || len(res) != 1 || res[0].Err == nil || res[0].Existed {
+		t.Fatalf("apply of a new ACL as User:orders = %+v, %v; want the ACL's own error and Apply's", res, err)
+	}
+	t.Logf("refused: %v", res[0].Err)
 }
